@@ -17,6 +17,8 @@ pub mod core;
 pub mod ctl;
 pub mod io;
 pub mod paths;
+pub mod rng;
+pub mod sim;
 pub mod time;
 pub mod wire;
 
