@@ -12,12 +12,14 @@
 //! interprets the payload it carries (that is GAB's job), or decides
 //! membership (LLT reports peers up and down; GAB turns that into membership).
 
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod ctl;
 pub mod io;
 pub mod paths;
 pub mod rng;
+pub mod show;
 pub mod sim;
 pub mod time;
 pub mod wire;

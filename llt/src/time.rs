@@ -13,6 +13,8 @@ impl Time {
     pub fn from_millis(ms: u64) -> Time { Time(ms * 1000) }
     pub fn as_micros(self) -> u64 { self.0 }
     pub fn as_millis(self) -> u64 { self.0 / 1000 }
+    /// The span from the origin to this time.
+    pub fn as_dur(self) -> Dur { Dur(self.0) }
     /// Duration since `earlier`, zero if `earlier` is later.
     pub fn since(self, earlier: Time) -> Dur { Dur(self.0.saturating_sub(earlier.0)) }
 }

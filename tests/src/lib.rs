@@ -21,11 +21,13 @@
 //! configuration, never from the host name (see /work/shared/labs/l2/README.md).
 
 pub mod capture;
+pub mod cluster;
 pub mod cmd;
 pub mod lab;
 pub mod proc;
 pub mod raw;
 
+pub use cluster::{Cluster, ClusterSpec};
 pub use capture::{read_pcap, Capture, Frame};
 pub use cmd::{bin, wait_until};
 pub use lab::{sweep_stale, with_deadline, Lab, LabSpec, Rule, FAMILY};

@@ -167,6 +167,8 @@ pub struct Stats {
     pub dropped_not_for_us: u64,
     pub dropped_excluded: u64,
     pub dropped_duplicate_node: u64,
+    /// Delivered for a port no client had bound (counted by the daemon).
+    pub dropped_no_port: u64,
 }
 
 /// A peer link as `lltstat -nvv` shows it.
@@ -263,6 +265,10 @@ impl Core {
     /// another MAC (veth floods unknown unicast).
     pub fn count_not_for_us(&mut self) {
         self.stats.dropped_not_for_us += 1;
+    }
+    /// Count a frame the I/O layer could not use (runt, oversize).
+    pub fn count_malformed(&mut self) {
+        self.stats.dropped_malformed += 1;
     }
     /// Largest payload of one fragment.
     pub fn fragment_size(&self) -> usize {

@@ -1,0 +1,396 @@
+//! The node: LLT's core, its link sockets and its local clients, shared by
+//! the tasks of one current-thread runtime. Every task does the same
+//! thing: borrow the node, feed the core one input, `flush` the outputs.
+//! No borrow is ever held across an `.await`.
+
+use crate::links::{self, Link, ReadOutcome};
+use llt::config::{self, LltConfig};
+use llt::core::{Core, CoreConfig, Dest, Event, LinkState, SendError};
+use llt::ctl::{self, Response, ServerMsg, StatusReport};
+use llt::time::Time;
+use llt::{paths, NodeId};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+pub type Shared = Rc<RefCell<Node>>;
+pub type ClientId = u64;
+
+/// Messages queued for one client, at most this many: a client that falls
+/// further behind is disconnected (never silently skipped).
+pub const CLIENT_QUEUE: usize = 16 * 1024;
+
+pub struct Client {
+    pub tx: mpsc::Sender<Vec<u8>>,
+    pub port: Option<u8>,
+    pub tasks: Vec<tokio::task::AbortHandle>,
+}
+
+pub struct Node {
+    start: Instant,
+    cfg: Option<LltConfig>,
+    core: Option<Core>,
+    links: Rc<Vec<Link>>,
+    link_tasks: Vec<JoinHandle<()>>,
+    clients: BTreeMap<ClientId, Client>,
+    ports: BTreeMap<u8, ClientId>,
+    /// Clients waiting for `lltconfig -c` to finish.
+    pending_configure: Vec<ClientId>,
+    /// The deadline the timer task sleeps towards.
+    timer_target: Option<Time>,
+    pub timer_changed: Rc<Notify>,
+    /// Signalled when acknowledgements may have opened a window.
+    pub window_opened: Rc<Notify>,
+    io_errors: u64,
+    dropped_no_port: u64,
+}
+
+impl Node {
+    pub fn new() -> Node {
+        Node {
+            start: Instant::now(),
+            cfg: None,
+            core: None,
+            links: Rc::new(Vec::new()),
+            link_tasks: Vec::new(),
+            clients: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            pending_configure: Vec::new(),
+            timer_target: None,
+            timer_changed: Rc::new(Notify::new()),
+            window_opened: Rc::new(Notify::new()),
+            io_errors: 0,
+            dropped_no_port: 0,
+        }
+    }
+
+    pub fn now(&self) -> Time {
+        Time(self.start.elapsed().as_micros() as u64)
+    }
+
+    pub fn instant_of(&self, t: Time) -> Instant {
+        self.start + t.as_dur().to_std()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        let t = self.core.as_ref().and_then(|c| c.poll_timeout());
+        self.timer_target = t;
+        t
+    }
+
+    pub fn handle_timeout(&mut self) {
+        let now = self.now();
+        if let Some(c) = self.core.as_mut() {
+            c.handle_timeout(now);
+        }
+        self.flush();
+    }
+
+    pub fn add_client(&mut self, id: ClientId, client: Client) {
+        self.clients.insert(id, client);
+    }
+
+    pub fn remove_client(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.remove(&id) {
+            if let Some(p) = c.port {
+                self.ports.remove(&p);
+            }
+            for t in c.tasks {
+                t.abort();
+            }
+        }
+        self.pending_configure.retain(|&c| c != id);
+    }
+
+    fn node_name(&self, id: NodeId) -> String {
+        self.cfg.as_ref().and_then(|c| c.hosts.get(&id).cloned()).unwrap_or_else(|| id.to_string())
+    }
+
+    fn link_tag(&self, id: u8) -> String {
+        self.links.get(id as usize).map_or_else(|| id.to_string(), |l| l.cfg.tag.clone())
+    }
+
+    fn my_id(&self) -> NodeId {
+        self.cfg.as_ref().map_or(0, |c| c.node_id)
+    }
+
+    /// Put a message in a client's queue; a full queue disconnects it.
+    fn to_client(&mut self, id: ClientId, msg: &ServerMsg) {
+        let Some(c) = self.clients.get(&id) else { return };
+        let frame = match ctl::encode_frame(msg) {
+            Ok(f) => f,
+            Err(e) => return error!(client = id, "cannot encode a message for a client: {e}"),
+        };
+        if c.tx.try_send(frame).is_err() {
+            warn!(client = id, port = ?c.port, "client cannot keep up ({CLIENT_QUEUE} messages queued): disconnected");
+            self.remove_client(id);
+        }
+    }
+
+    pub fn respond(&mut self, id: ClientId, r: Response) {
+        self.to_client(id, &ServerMsg::Response(r));
+    }
+
+    fn broadcast_bound(&mut self, msg: ServerMsg) {
+        let ids: Vec<ClientId> = self.ports.values().copied().collect();
+        for id in ids {
+            self.to_client(id, &msg);
+        }
+    }
+
+    /// Drain the core: frames to the links, events to logs and clients.
+    /// Wakes the timer task if the next deadline moved earlier.
+    pub fn flush(&mut self) {
+        let Some(core) = self.core.as_mut() else { return };
+        let mut transmits = Vec::new();
+        while let Some(t) = core.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = core.poll_event() {
+            events.push(e);
+        }
+        for t in &transmits {
+            if let Some(l) = links::by_id(&self.links, t.link) {
+                if l.transmit(t).is_err() {
+                    self.io_errors += 1;
+                }
+            }
+        }
+        let mut window = false;
+        for e in events {
+            window |= matches!(e, Event::PeerDown { .. });
+            self.on_event(e);
+        }
+        if !transmits.is_empty() || window {
+            // Acks arrive with frames; waiting senders retry on any progress.
+            self.window_opened.notify_waiters();
+        }
+        let next = self.core.as_ref().and_then(|c| c.poll_timeout());
+        if let Some(n) = next {
+            if self.timer_target.map_or(true, |t| n < t) {
+                self.timer_target = Some(n);
+                self.timer_changed.notify_one();
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        let node = self.my_id();
+        match e {
+            Event::Configured => {
+                info!(node, "LLT running: no duplicate of node id {node} answered; links open");
+                for id in std::mem::take(&mut self.pending_configure) {
+                    self.respond(id, Response::Ok);
+                }
+            }
+            Event::DuplicateRefused { link, from } => {
+                let msg = format!(
+                    "node id {node} is already used by another node ({from} on link {}): LLT refuses to start; fix set-node in llttab",
+                    self.link_tag(link)
+                );
+                error!(node, link = %self.link_tag(link), %from, "{msg}");
+                for id in std::mem::take(&mut self.pending_configure) {
+                    self.respond(id, Response::Error(msg.clone()));
+                }
+                self.unconfigure();
+            }
+            Event::DuplicateNode { link, from, nonce } => {
+                error!(
+                    node, link = %self.link_tag(link), %from, nonce,
+                    "DUPLICATE NODE ID: another node claims id {node}; its frames are ignored and it will never be merged"
+                );
+            }
+            Event::LinkState { peer, link, state } => {
+                let (peer_name, tag) = (self.node_name(peer), self.link_tag(link));
+                match state {
+                    LinkState::Up => info!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} is UP"),
+                    LinkState::Trouble => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} in trouble: nothing heard for peertrouble"),
+                    LinkState::Down => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} is DOWN: nothing heard for peerinact"),
+                }
+                self.broadcast_bound(ServerMsg::LinkState { peer, link, state });
+            }
+            Event::PeerUp { peer } => {
+                let peer_name = self.node_name(peer);
+                info!(node, peer, %peer_name, "peer {peer_name} is OPEN");
+                self.broadcast_bound(ServerMsg::PeerUp { peer });
+            }
+            Event::PeerDown { peer, reason } => {
+                let peer_name = self.node_name(peer);
+                warn!(node, peer, %peer_name, ?reason, "peer {peer_name} is DOWN ({reason:?})");
+                self.broadcast_bound(ServerMsg::PeerDown { peer, reason });
+            }
+            Event::Deliver { peer, port, data } => match self.ports.get(&port) {
+                Some(&id) => self.to_client(id, &ServerMsg::Deliver { peer, data }),
+                None => self.dropped_no_port += 1,
+            },
+        }
+    }
+
+    /// `lltconfig -c`. Ok(()) means "started": the answer comes with the
+    /// Configured or DuplicateRefused event.
+    pub fn configure(&mut self, shared: &Shared, client: Option<ClientId>) -> Result<(), String> {
+        if self.core.is_some() {
+            return Err("LLT is already configured (run lltconfig -U first)".into());
+        }
+        let cfg = config::load(&paths::llttab(), &paths::llthosts(), &config::system_iface_exists).map_err(|e| e.to_string())?;
+        let opened = links::open_all(&cfg.links)?;
+        let setups = opened.iter().map(Link::setup).collect();
+        // Nonces and sessions must differ between starts of the daemon.
+        let seed = (self.start.elapsed().as_nanos() as u64) ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ ((std::process::id() as u64) << 32);
+        let mut cc = CoreConfig::new(cfg.node_id, cfg.cluster_id, setups, seed);
+        cc.timers = cfg.timers;
+        cc.excluded = cfg.excluded.clone();
+        let now = self.now();
+        info!(
+            node = cfg.node_id, node_name = %cfg.node_name, cluster = cfg.cluster_id, links = cfg.links.len(),
+            "LLT configuring: listening {} s for a duplicate node id", cfg.timers.dupwait as f64 / 100.0
+        );
+        self.core = Some(Core::new(cc, now));
+        self.links = Rc::new(opened);
+        self.cfg = Some(cfg);
+        self.pending_configure.extend(client);
+        for id in 0..self.links.len() {
+            self.link_tasks.push(tokio::task::spawn_local(link_reader(shared.clone(), self.links.clone(), id as u8)));
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// `lltconfig -U`: close links, forget peers. Bound clients stay
+    /// connected and see nothing more until the next configure.
+    pub fn unconfigure(&mut self) {
+        for t in self.link_tasks.drain(..) {
+            t.abort();
+        }
+        if self.core.take().is_some() {
+            info!(node = self.my_id(), "LLT unconfigured: links closed");
+        }
+        self.links = Rc::new(Vec::new());
+        self.cfg = None;
+        self.timer_target = None;
+    }
+
+    pub fn set_timer(&mut self, name: &str, value: u32) -> Result<(), String> {
+        let core = self.core.as_mut().ok_or("LLT is not configured")?;
+        let mut t = core.timers();
+        t.set(name, value)?;
+        core.set_timers(t)?;
+        info!(node = core.node_id(), timer = name, value, "timer changed");
+        self.timer_changed.notify_one();
+        Ok(())
+    }
+
+    pub fn timers(&self) -> Option<llt::config::Timers> {
+        self.core.as_ref().map(|c| c.timers())
+    }
+
+    pub fn status(&self) -> StatusReport {
+        let (node_id, node_name, cluster_id, hosts) = match &self.cfg {
+            Some(c) => (c.node_id, c.node_name.clone(), c.cluster_id, c.hosts.clone()),
+            None => (0, String::new(), 0, BTreeMap::new()),
+        };
+        let mut stats = self.core.as_ref().map(|c| c.stats().clone()).unwrap_or_default();
+        stats.dropped_no_port = self.dropped_no_port;
+        StatusReport {
+            phase: self.core.as_ref().map(|c| c.phase()),
+            node_id,
+            node_name,
+            cluster_id,
+            links: self.links.iter().map(Link::report).collect(),
+            hosts,
+            peers: self.core.as_ref().map(|c| c.peer_status()).unwrap_or_default(),
+            stats,
+            timers: self.core.as_ref().map(|c| c.timers()).unwrap_or_default(),
+            io_errors: self.io_errors,
+        }
+    }
+
+    pub fn bind(&mut self, id: ClientId, port: u8) -> Result<(), String> {
+        if let Some(&owner) = self.ports.get(&port) {
+            if owner != id {
+                return Err(format!("port {port} is already bound by another client"));
+            }
+        }
+        let c = self.clients.get_mut(&id).ok_or("unknown client")?;
+        if let Some(old) = c.port.replace(port) {
+            self.ports.remove(&old);
+        }
+        self.ports.insert(port, id);
+        Ok(())
+    }
+
+    /// Offer a message to the core. WouldBlock is handed back to the caller,
+    /// which waits for the window to open.
+    pub fn send(&mut self, id: ClientId, dest: Dest, data: &[u8]) -> Result<(), SendError> {
+        let port = self.clients.get(&id).and_then(|c| c.port).unwrap_or(0);
+        let now = self.now();
+        let core = self.core.as_mut().ok_or(SendError::NotRunning)?;
+        core.send(now, dest, port, data).map(|_| ())
+    }
+
+    pub fn send_failed(&mut self, id: ClientId, dest: Dest, e: SendError) {
+        self.to_client(id, &ServerMsg::SendFailed { dest, error: e.to_string() });
+    }
+
+    fn read_link(&mut self, links: &[Link], id: u8, buf: &mut [u8]) -> bool {
+        let Some(link) = links.get(id as usize) else { return false };
+        let mut more = false;
+        for _ in 0..256 {
+            let now = self.now();
+            let Some(core) = self.core.as_mut() else { return false };
+            match link.try_read(buf) {
+                Ok(ReadOutcome::Frame(r)) => core.handle_frame(now, id, r.from, &buf[..r.len]),
+                Ok(ReadOutcome::NotForUs) => core.count_not_for_us(),
+                Ok(ReadOutcome::Malformed) => core.count_malformed(),
+                Ok(ReadOutcome::Empty) => break,
+                Err(_) => {
+                    self.io_errors += 1;
+                    break;
+                }
+            }
+            more = true;
+        }
+        self.flush();
+        more
+    }
+}
+
+/// Reads one link until the node is unconfigured (the task is aborted).
+async fn link_reader(shared: Shared, links: Rc<Vec<Link>>, id: u8) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Some(link) = links.get(id as usize) else { return };
+        if let Err(e) = link.readable().await {
+            warn!(link = %link.cfg.tag, "waiting for frames failed: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        shared.borrow_mut().read_link(&links, id, &mut buf);
+    }
+}
+
+/// Sleeps until the core's next deadline (or until it moves earlier) and
+/// runs `handle_timeout`.
+pub async fn timer_task(shared: Shared) {
+    loop {
+        let (deadline, changed) = {
+            let mut n = shared.borrow_mut();
+            let d = n.poll_timeout().map(|t| n.instant_of(t));
+            (d, n.timer_changed.clone())
+        };
+        match deadline {
+            Some(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(d.into()) => shared.borrow_mut().handle_timeout(),
+                    _ = changed.notified() => {}
+                }
+            }
+            None => changed.notified().await,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every test of the project: unit tests, the deterministic simulation,
+# parser fuzz smoke runs, and the multi-node tests in network namespaces.
+# Needs root. Usage: scripts/test-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export CARGO_TERM_COLOR=never
+# The simulator and the namespace tests run on release builds: faster, and
+# the same binaries the benchmarks measure.
+cargo build --release --workspace --bins --tests
+export HA_BIN_DIR="$PWD/target/release"
+# Namespace tests build whole labs; two at a time suits a 2-core machine.
+SIM_SEEDS=${SIM_SEEDS:-300} cargo test --release --workspace -- --test-threads=2
