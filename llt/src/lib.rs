@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod fuzzing;
 pub mod ctl;
 pub mod io;
 pub mod paths;
