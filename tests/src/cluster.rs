@@ -21,6 +21,9 @@ pub struct ClusterSpec {
     pub cluster_id: u16,
     /// `set-timer` lines, e.g. ("peerinact", 200).
     pub timers: Vec<(&'static str, u32)>,
+    /// LLT over UDP (one port per segment, subnet broadcast) instead of
+    /// raw Ethernet.
+    pub udp: bool,
 }
 
 impl ClusterSpec {
@@ -33,6 +36,7 @@ impl ClusterSpec {
             lowpri_last: false,
             cluster_id: 42,
             timers: vec![("heartbeat", 10), ("heartbeatlo", 20), ("peertrouble", 50), ("peertroublelo", 80), ("peerinact", 200), ("dupwait", 50)],
+            udp: false,
         }
     }
 }
@@ -77,7 +81,12 @@ impl Cluster {
         for seg in 0..self.spec.segments {
             let ifc = self.lab.iface(seg);
             let kw = if self.spec.lowpri_last && seg + 1 == self.spec.segments { "link-lowpri" } else { "link" };
-            tab += &format!("{kw} {ifc} {ifc} - ether - -\n");
+            if self.spec.udp {
+                let (ip, bcast) = (self.lab.ip(i, seg), self.lab.bcast(seg));
+                tab += &format!("{kw} udp{seg} /dev/udp - udp {} - {ip} {bcast}\n", 50000 + seg);
+            } else {
+                tab += &format!("{kw} {ifc} {ifc} - ether - -\n");
+            }
         }
         for (name, v) in &self.spec.timers {
             tab += &format!("set-timer {name}:{v}\n");

@@ -285,3 +285,59 @@ fn timers_change_at_run_time_and_unconfigure_stops_links() {
         let _ = node_name(1);
     });
 }
+
+/// Node 2's frames on eth1 no longer reach node 1, node 1's still reach
+/// node 2: node 1 marks eth1 DOWN, its heartbeats tell node 2 so, and node 2
+/// stops sending data on eth1 (no retransmission storm).
+#[test]
+fn one_way_drop_moves_data_off_the_deaf_link() {
+    with_deadline(Duration::from_secs(120), || {
+        let c = Cluster::start("oneway", ClusterSpec::fast(2)).unwrap();
+        c.lab.drop_one_way(2, 1, 0, 100).unwrap();
+        wait_until("node1 sees eth1 to node2 DOWN", Duration::from_secs(6), || (c.link_state(1, 1, 0).ok()? == LinkState::Down).then_some(())).unwrap();
+        assert_eq!(c.link_state(2, 0, 0).unwrap(), LinkState::Up, "node2 still hears node1 on eth1");
+        let before = c.status(2).unwrap().stats.snd_retransmit;
+        let rx = c.expect_stream(1, PORT, 1, 3000, Duration::from_secs(30)).unwrap();
+        c.send_stream(2, PORT, 0, 3000, 200, || {}).unwrap();
+        let got = rx.join().unwrap();
+        assert!(got.perfect(3000), "{got:?}");
+        let rexmit = c.status(2).unwrap().stats.snd_retransmit - before;
+        assert!(rexmit < 150, "{rexmit} retransmissions: data still went to the deaf link");
+    });
+}
+
+#[test]
+fn isolated_node_goes_down_everywhere_and_comes_back() {
+    with_deadline(Duration::from_secs(120), || {
+        let c = Cluster::start("isol", ClusterSpec::fast(3)).unwrap();
+        c.lab.isolate(3).unwrap();
+        wait_until("isolation seen on every node", Duration::from_secs(6), || {
+            (!c.is_open(1, 2).ok()? && !c.is_open(2, 2).ok()? && !c.is_open(3, 0).ok()? && !c.is_open(3, 1).ok()?).then_some(())
+        })
+        .unwrap();
+        assert!(c.is_open(1, 1).unwrap(), "the other two keep each other");
+        c.lab.clear_faults().unwrap();
+        c.wait_all_open(Duration::from_secs(10)).unwrap();
+        let rx = c.expect_stream(3, PORT, 0, 500, Duration::from_secs(20)).unwrap();
+        c.send_stream(1, PORT, 2, 500, 100, || {}).unwrap();
+        assert!(rx.join().unwrap().perfect(500));
+    });
+}
+
+#[test]
+fn udp_links_discover_by_broadcast_and_carry_data() {
+    with_deadline(Duration::from_secs(120), || {
+        let mut spec = ClusterSpec::fast(3);
+        spec.udp = true;
+        let c = Cluster::start("udp", spec).unwrap();
+        let s = c.status(1).unwrap();
+        let p = s.peers.iter().find(|p| p.node == 1).unwrap();
+        assert_eq!(p.links[0].addr, Some(LinkAddr::Ip(std::net::SocketAddr::new(c.lab.ip(2, 0).into(), 50000))));
+        c.lab.cut(2, 0).unwrap();
+        let rx = c.expect_stream(2, PORT, 0, 2000, Duration::from_secs(30)).unwrap();
+        c.send_stream(1, PORT, 1, 2000, 1000, || {}).unwrap();
+        assert!(rx.join().unwrap().perfect(2000));
+        wait_until("udp0 to node2 DOWN", Duration::from_secs(6), || (c.link_state(1, 1, 0).ok()? == LinkState::Down).then_some(())).unwrap();
+        assert!(c.is_open(1, 1).unwrap());
+    });
+}
