@@ -191,6 +191,10 @@ pub struct PeerStatus {
     pub in_flight: usize,
 }
 
+/// Heartbeats due this close together are sent in one wake-up (VCS LLT's
+/// internal tick is 50 ms).
+const HB_COALESCE: Dur = Dur(50_000);
+
 pub struct Core {
     cfg: CoreConfig,
     rng: Rng,
@@ -464,7 +468,11 @@ impl Core {
     /// Heartbeats, acks, retransmission requests and timeout resends of one peer.
     fn peer_timers(&mut self, now: Time, id: NodeId) {
         for link in 0..self.cfg.links.len() {
-            let due = self.peers[&id].links[link].next_hb.is_some_and(|t| t <= now);
+            // Heartbeats due within the next tick go now: one wake-up per
+            // tick instead of one per peer and link. The cadence keeps its
+            // grid (send_heartbeat schedules from the due time).
+            let slack = HB_COALESCE.min(Dur(self.hb_interval(link).as_micros() / 4));
+            let due = self.peers[&id].links[link].next_hb.is_some_and(|t| t <= now + slack);
             if due {
                 self.send_heartbeat(now, id, link as LinkId);
             }
