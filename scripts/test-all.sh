@@ -11,4 +11,13 @@ export CARGO_TERM_COLOR=never
 cargo build --release --workspace --bins --tests
 export HA_BIN_DIR="$PWD/target/release"
 # Namespace tests build whole labs; two at a time suits a 2-core machine.
-SIM_SEEDS=${SIM_SEEDS:-300} cargo test --release --workspace -- --test-threads=2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+SIM_SEEDS=${SIM_SEEDS:-300} cargo test --release --workspace -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one per binary,
+# the last often being an empty doc-test run).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -65,8 +65,12 @@ pub fn parse<P: clap::Parser>(prog: &str) -> P {
         Err(e) => {
             use clap::error::ErrorKind;
             match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    e.exit()
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+                // `lltmsg` alone: the help is the most useful error, but it
+                // is still an error (clap would exit 2).
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    std::process::exit(1)
                 }
                 _ => die(prog, format!("{} (see {prog} --help)", first_error_line(&e))),
             }

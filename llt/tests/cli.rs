@@ -172,8 +172,11 @@ impl FakeDaemon {
             ClientMsg::Request(Request::Status) => Response::Status(Box::new(self.report.clone())),
             ClientMsg::Request(Request::GetTimers) => Response::Timers(self.report.timers),
             ClientMsg::Request(Request::SetTimer { name, value }) => {
-                self.timers_set.lock().unwrap().push((name, value));
-                Response::Ok
+                self.timers_set.lock().unwrap().push((name.clone(), value));
+                // As clusterd does: the timers now in force.
+                let mut t = self.report.timers;
+                t.set(&name, value).unwrap();
+                Response::Timers(t)
             }
             ClientMsg::Request(Request::Configure) => {
                 Response::Error("llttab:3: unknown directive 'lnk'\nllttab:5: set-node missing".into())

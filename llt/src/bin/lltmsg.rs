@@ -25,7 +25,8 @@ const PROG: &str = "lltmsg";
 /// rawping) the same over a bare Ethernet socket as a baseline.
 ///
 /// Output is JSON lines on stdout. Modes that must be started before their
-/// peer (recv, echo) print the line `ready` on stderr once LLT accepted them.
+/// peer (recv, echo, rawecho) print the line `ready` on stderr once they
+/// listen.
 #[derive(Parser)]
 #[command(name = PROG, after_help = HA_ROOT_HELP, subcommand_required = true, arg_required_else_help = true)]
 struct Args {
@@ -136,7 +137,8 @@ struct RawpingArgs {
     /// Round trips measured.
     #[arg(long)]
     count: u64,
-    /// Payload bytes after the Ethernet header (at least 4, the sequence number).
+    /// Payload bytes after the Ethernet header (at least 5: a 4-byte
+    /// sequence number and a request/reply byte).
     #[arg(long, default_value_t = 64, value_parser = parse_raw_size)]
     size: usize,
     /// Round trips done first and not measured.
@@ -198,7 +200,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 fn parse_raw_size(s: &str) -> Result<usize, String> {
-    parse_min_size(s, 4)
+    parse_min_size(s, RAW_MIN_SIZE)
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -318,15 +320,42 @@ fn set_timeout(client: &Client, t: Option<Duration>) {
     }
 }
 
-/// Next message, or None once `deadline` has passed.
-fn recv_until(client: &mut Client, deadline: Option<Instant>) -> Option<ServerMsg> {
-    if let Some(d) = deadline {
-        let left = d.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        set_timeout(client, Some(left));
+/// How often a deadline reader re-arms the socket's timeout.
+const TIMEOUT_REFRESH: Duration = Duration::from_millis(100);
+
+/// Reads messages until an optional deadline. The socket timeout is re-armed
+/// at most every [`TIMEOUT_REFRESH`], not per message (a system call per
+/// message costs throughput), so a read may end that much past the deadline.
+struct Until {
+    deadline: Option<Instant>,
+    armed_at: Option<Instant>,
+}
+
+impl Until {
+    fn new(deadline: Option<Instant>) -> Until {
+        Until { deadline, armed_at: None }
     }
+
+    /// Next message, or None once the deadline has passed.
+    fn next(&mut self, client: &mut Client) -> Option<ServerMsg> {
+        if let Some(d) = self.deadline {
+            let now = Instant::now();
+            let left = d.saturating_duration_since(now);
+            if left.is_zero() {
+                return None;
+            }
+            let fresh = matches!(self.armed_at, Some(a) if now - a < TIMEOUT_REFRESH);
+            if !fresh {
+                set_timeout(client, Some(left));
+                self.armed_at = Some(now);
+            }
+        }
+        recv_or_timeout(client)
+    }
+}
+
+/// Next message, or None when the socket's read timeout expired.
+fn recv_or_timeout(client: &mut Client) -> Option<ServerMsg> {
     match client.recv() {
         Ok(m) => Some(m),
         Err(CtlError::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => None,
@@ -403,8 +432,8 @@ fn watch_event(msg: ServerMsg) -> WatchEvent {
 
 fn watch(port: u8, duration: Option<Duration>) {
     let mut client = bind(port);
-    let deadline = duration.map(|d| Instant::now() + d);
-    while let Some(msg) = recv_until(&mut client, deadline) {
+    let mut until = Until::new(duration.map(|d| Instant::now() + d));
+    while let Some(msg) = until.next(&mut client) {
         // t_us is taken at arrival, before formatting, for cross-process timing.
         let t_us = now_us();
         cli::print_json(PROG, &WatchLine { t_us, event: watch_event(msg) });
@@ -580,11 +609,11 @@ impl RecvReport {
 fn recv(port: u8, a: &RecvArgs) {
     let mut client = bind(port);
     ready();
-    let deadline = Instant::now() + a.timeout;
+    let mut until = Until::new(Some(Instant::now() + a.timeout));
     let mut report = RecvReport::new(a.count);
     let (mut first, mut last) = (None, None);
     while !report.done() {
-        match recv_until(&mut client, Some(deadline)) {
+        match until.next(&mut client) {
             None => {
                 report.timed_out = true;
                 let (got, want) = (report.next, a.count);
@@ -652,8 +681,9 @@ fn ping(port: u8, a: &PingArgs) {
 /// Waits for message `i` to come back from `a.to`; dies on a failure that
 /// means it never will.
 fn await_echo(client: &mut Client, a: &PingArgs, i: u64, t0: Instant) -> Duration {
+    let mut until = Until::new(Some(t0 + a.timeout));
     loop {
-        match recv_until(client, Some(t0 + a.timeout)) {
+        match until.next(client) {
             None => cli::die(PROG, format!("no reply to message {i} from node {} within {:?} (is lltmsg echo running there?)", a.to, a.timeout)),
             Some(ServerMsg::Deliver { peer, data }) if peer == a.to && check_payload(&data) == Ok(i) => return t0.elapsed(),
             Some(ServerMsg::SendFailed { error, .. }) => cli::die(PROG, format!("send to node {} failed: {error}", a.to)),
@@ -672,6 +702,14 @@ fn await_echo(client: &mut Client, a: &PingArgs, i: u64, t0: Instant) -> Duratio
 /// from LLT's so the baseline never disturbs a running LLT.
 const ETHERTYPE_BENCH: u16 = 0x88B6;
 const ETH_HLEN: usize = 14;
+/// Byte after the sequence number: request or reply. Without it a host
+/// would take its own request for an answer wherever it sees its own frames
+/// as received (on `lo`), and two echoers would bounce a frame forever.
+const RAW_KIND: usize = ETH_HLEN + 4;
+const RAW_REQUEST: u8 = 0;
+const RAW_REPLY: u8 = 1;
+/// Smallest rawping payload: sequence number and kind.
+const RAW_MIN_SIZE: usize = 5;
 /// Consecutive unanswered rawping frames after which the far end is
 /// considered absent.
 const RAW_MAX_CONSECUTIVE_LOSS: u32 = 5;
@@ -687,10 +725,11 @@ fn open_raw(iface: &str, timeout: Option<Duration>) -> raw::RawSocket {
 
 fn rawecho(iface: &str) {
     let sock = open_raw(iface, None);
+    ready();
     let mut buf = vec![0u8; 65536];
     loop {
         let n = match sock.recv(&mut buf) {
-            Ok(Some(n)) if n >= ETH_HLEN => n,
+            Ok(Some(n)) if n > RAW_KIND && buf[RAW_KIND] == RAW_REQUEST => n,
             Ok(_) => continue,
             Err(e) => cli::die(PROG, format!("receive on {iface}: {e}")),
         };
@@ -698,6 +737,7 @@ fn rawecho(iface: &str) {
         // have been broadcast, so its destination is not necessarily us).
         buf.copy_within(6..12, 0);
         buf[6..12].copy_from_slice(&sock.mac);
+        buf[RAW_KIND] = RAW_REPLY;
         if let Err(e) = sock.send(&buf[..n]) {
             eprintln!("{PROG}: send on {iface}: {e}");
         }
@@ -710,13 +750,17 @@ fn raw_frame(dst: [u8; 6], src: [u8; 6], seq: u32, size: usize) -> Vec<u8> {
     f.extend_from_slice(&src);
     f.extend_from_slice(&ETHERTYPE_BENCH.to_be_bytes());
     f.extend_from_slice(&seq.to_be_bytes());
+    f.push(RAW_REQUEST);
     f.resize(ETH_HLEN + size, 0);
     f
 }
 
 /// Whether `frame` is the echo of sequence number `seq` from `from`.
 fn is_echo(frame: &[u8], from: [u8; 6], seq: u32) -> bool {
-    frame.len() >= ETH_HLEN + 4 && frame[6..12] == from && frame[ETH_HLEN..ETH_HLEN + 4] == seq.to_be_bytes()
+    frame.len() > RAW_KIND
+        && frame[6..12] == from
+        && frame[ETH_HLEN..RAW_KIND] == seq.to_be_bytes()
+        && frame[RAW_KIND] == RAW_REPLY
 }
 
 fn rawping(a: &RawpingArgs) {
@@ -748,6 +792,9 @@ fn rawping(a: &RawpingArgs) {
                 }
             }
         }
+    }
+    if rtts.is_empty() && a.count > 0 {
+        cli::die(PROG, format!("no reply from {} on {} (is lltmsg rawecho running there?)", fmt_mac(a.to_mac), a.iface));
     }
     let mut report = latency(rtts, a.size);
     report.lost = Some(lost);
@@ -963,6 +1010,10 @@ mod tests {
         assert!(parse_size("7").is_err());
         let f = raw_frame([1; 6], [2; 6], 7, 10);
         assert_eq!(f.len(), 24);
-        assert!(is_echo(&f, [2; 6], 7) && !is_echo(&f, [2; 6], 8));
+        // Our own request is not its echo.
+        assert!(!is_echo(&f, [2; 6], 7));
+        let mut reply = f.clone();
+        reply[RAW_KIND] = RAW_REPLY;
+        assert!(is_echo(&reply, [2; 6], 7) && !is_echo(&reply, [2; 6], 8));
     }
 }
