@@ -3,7 +3,7 @@
 //! print, against a small fake daemon speaking the control protocol.
 
 use llt::config::Timers;
-use llt::core::{LinkAddr, LinkState, PeerLinkStatus, PeerStatus, Phase, Stats};
+use llt::core::{Dest, LinkAddr, LinkState, PeerLinkStatus, PeerStatus, Phase, Stats};
 use llt::ctl::{decode_body, encode_frame, frame_len, ClientMsg, LinkReport, Request, Response, ServerMsg, StatusReport};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -113,6 +113,9 @@ fn usage_errors_are_one_line() {
 // A fake daemon: answers requests from a fixed report, and relays every
 // `Send` to every other bound connection as a delivery from node 1.
 
+/// Sends to this node fail, as to a node that is down.
+const UNREACHABLE: u8 = 9;
+
 type Conns = Arc<Mutex<Vec<(usize, UnixStream)>>>;
 
 struct FakeDaemon {
@@ -160,6 +163,9 @@ impl FakeDaemon {
 
     fn handle(&self, id: usize, s: &mut UnixStream, msg: ClientMsg) -> bool {
         let resp = match msg {
+            ClientMsg::Send { dest: dest @ Dest::Node(UNREACHABLE), .. } => {
+                return write_msg(s, &ServerMsg::SendFailed { dest, error: "node 9 is not reachable (no link to it is up)".into() });
+            }
             ClientMsg::Send { data, .. } => {
                 let deliver = ServerMsg::Deliver { peer: 1, data };
                 for (other, w) in self.bound.lock().unwrap().iter_mut() {
@@ -323,6 +329,13 @@ fn lltmsg_send_recv_and_ping_through_a_relay() {
     assert_eq!(p["count"], 50);
     assert!(p["p50_us"].as_f64().unwrap() > 0.0);
     assert!(p["min_us"].as_f64() <= p["p99_us"].as_f64());
+
+    // Failed sends: counted in the JSON, summed up in one line, exit 1.
+    let out = run(LLTMSG, r, &["send", "--to", "9", "--count", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(j["send_failed"], 3);
+    assert_eq!(text(&out.stderr), "lltmsg: 3 of 3 sends failed, the first: node 9 is not reachable (no link to it is up)\n");
 
     // The receiver notices a stream with a hole and says so.
     let receiver = spawn_ready(r, &["recv", "--from", "1", "--count", "10", "--timeout", "2"]);

@@ -12,10 +12,10 @@ use llt::core::{Dest, DownReason, LinkState};
 use llt::ctl::{decode_body, frame_len, Client, ClientMsg, CtlError, Request, Response, ServerMsg};
 use llt::{LinkId, NodeId, MAX_NODE_ID};
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const PROG: &str = "lltmsg";
@@ -280,9 +280,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Microseconds, kept to the nanosecond (f64 noise like 136.01299999999998
+/// only makes the JSON harder to read).
+fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
+}
+
 fn latency(mut rtts: Vec<Duration>, size: usize) -> Latency {
     rtts.sort();
-    let us: Vec<f64> = rtts.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    let us: Vec<f64> = rtts.iter().map(|&d| micros(d)).collect();
     let mean = if us.is_empty() { 0.0 } else { us.iter().sum::<f64>() / us.len() as f64 };
     Latency {
         count: us.len(),
@@ -292,7 +298,7 @@ fn latency(mut rtts: Vec<Duration>, size: usize) -> Latency {
         p99_us: percentile(&us, 99.0),
         min_us: us.first().copied().unwrap_or(0.0),
         max_us: us.last().copied().unwrap_or(0.0),
-        mean_us: mean,
+        mean_us: (mean * 1000.0).round() / 1000.0,
         lost: None,
     }
 }
@@ -371,8 +377,10 @@ fn dest_json(dest: Dest) -> serde_json::Value {
     }
 }
 
+/// Tells the test or benchmark driving us that it may start the sender.
 fn ready() {
-    eprintln!("ready");
+    // Not eprintln!: a closed stderr must not panic a long-running server.
+    let _ = writeln!(std::io::stderr(), "ready");
 }
 
 // ---------------------------------------------------------------------------
@@ -451,13 +459,21 @@ struct SendReport {
     send_failed: u64,
 }
 
+/// Sends the daemon refused, as seen by the reader thread.
+#[derive(Default)]
+struct Failures {
+    count: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
 /// Reads the daemon's messages on a second handle of the connection (the
-/// main thread only writes): counts SendFailed, reports each Response.
-fn spawn_reader(stream: UnixStream, failed: Arc<AtomicU64>, responses: mpsc::Sender<()>) {
+/// main thread only writes): records SendFailed, reports each Response.
+fn spawn_reader(stream: UnixStream, failed: Arc<Failures>, responses: mpsc::Sender<()>) {
     std::thread::spawn(move || {
         let _ = read_frames(stream, |msg| match msg {
-            ServerMsg::SendFailed { .. } => {
-                failed.fetch_add(1, Ordering::Relaxed);
+            ServerMsg::SendFailed { error, .. } => {
+                failed.count.fetch_add(1, Ordering::Relaxed);
+                failed.first.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(error);
             }
             ServerMsg::Response(_) => {
                 let _ = responses.send(());
@@ -496,7 +512,7 @@ fn batch_size(a: &SendArgs) -> u64 {
 fn send(port: u8, a: &SendArgs) {
     let mut client = bind(port);
     let reader = client.stream().try_clone().unwrap_or_else(|e| cli::die(PROG, format!("connection to the LLT daemon: {e}")));
-    let failed = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(Failures::default());
     let (resp_tx, resp_rx) = mpsc::channel();
     spawn_reader(reader, failed.clone(), resp_tx);
 
@@ -524,13 +540,14 @@ fn send(port: u8, a: &SendArgs) {
     if resp_rx.recv_timeout(cli::REQUEST_TIMEOUT).is_err() {
         cli::die(PROG, "the LLT daemon did not confirm the sends (connection closed or no answer)");
     }
-    let send_failed = failed.load(Ordering::Relaxed);
+    let send_failed = failed.count.load(Ordering::Relaxed);
     cli::print_json(
         PROG,
         &SendReport { sent: a.count, elapsed_s: elapsed.as_secs_f64(), msgs_per_s: rate(a.count, elapsed), send_failed },
     );
     if send_failed > 0 {
-        std::process::exit(1);
+        let first = failed.first.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        cli::die(PROG, format!("{send_failed} of {} sends failed, the first: {first}", a.count));
     }
 }
 

@@ -19,7 +19,7 @@ fn show(c: &Cluster, title: &str) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let mut spec = ClusterSpec::fast(3);
     // VCS heartbeat cadence, a shorter peerinact so the demo is quick.
-    spec.timers = vec![("peerinact", 300), ("dupwait", 100)];
+    spec.timers = vec![("peertrouble", 100), ("peertroublelo", 150), ("peerinact", 300), ("dupwait", 100)];
     println!("Building 3 node namespaces on 2 bridged segments and starting clusterd on each...");
     let c = Cluster::start("demo", spec)?;
     show(&c, "all nodes discovered each other (no MAC configured anywhere)")?;
