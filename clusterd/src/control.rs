@@ -113,6 +113,13 @@ async fn read_loop(shared: Shared, mut rd: OwnedReadHalf, id: ClientId) {
 
 async fn handle(shared: &Shared, id: ClientId, msg: ClientMsg) {
     match msg {
+        ClientMsg::Request(Request::Ping { peer, count, size }) => {
+            let r = match crate::node::ping(shared, peer, count.min(100_000), size as usize).await {
+                Ok(rtts) => Response::RoundTrips(rtts),
+                Err(e) => Response::Error(e),
+            };
+            shared.borrow_mut().respond(id, r);
+        }
         ClientMsg::Request(req) => {
             let r = request(shared, id, req);
             if let Some(r) = r {
@@ -158,6 +165,8 @@ fn request(shared: &Shared, id: ClientId, req: Request) -> Option<Response> {
             Err(e) => Response::Error(e),
         },
         Request::Status => Response::Status(Box::new(node.status())),
+        // Answered asynchronously by `handle`, which takes it first.
+        Request::Ping { .. } => return None,
         Request::Bind { port } => match node.bind(id, port) {
             Ok(()) => {
                 info!(client = id, port, "client bound to port");

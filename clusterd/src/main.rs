@@ -7,6 +7,7 @@
 //! Never: protocol decisions (those live in the cores, tested in simulation).
 
 mod control;
+mod echo;
 mod links;
 mod node;
 mod notify;

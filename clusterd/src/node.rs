@@ -3,6 +3,7 @@
 //! thing: borrow the node, feed the core one input, `flush` the outputs.
 //! No borrow is ever held across an `.await`.
 
+use crate::echo::{Echo, Incoming, ECHO_PORT};
 use crate::links::{self, Link, ReadOutcome};
 use llt::config::{self, LltConfig};
 use llt::core::{Core, CoreConfig, Dest, Event, LinkState, SendError};
@@ -47,6 +48,7 @@ pub struct Node {
     pub window_opened: Rc<Notify>,
     io_errors: u64,
     dropped_no_port: u64,
+    pub echo: Echo,
 }
 
 impl Node {
@@ -65,6 +67,7 @@ impl Node {
             window_opened: Rc::new(Notify::new()),
             io_errors: 0,
             dropped_no_port: 0,
+            echo: Echo::default(),
         }
     }
 
@@ -145,28 +148,37 @@ impl Node {
     /// Drain the core: frames to the links, events to logs and clients.
     /// Wakes the timer task if the next deadline moved earlier.
     pub fn flush(&mut self) {
-        let Some(core) = self.core.as_mut() else { return };
-        let mut transmits = Vec::new();
-        while let Some(t) = core.poll_transmit() {
-            transmits.push(t);
-        }
-        let mut events = Vec::new();
-        while let Some(e) = core.poll_event() {
-            events.push(e);
-        }
-        for t in &transmits {
-            if let Some(l) = links::by_id(&self.links, t.link) {
-                if l.transmit(t).is_err() {
-                    self.io_errors += 1;
+        let mut sent = false;
+        let mut window = false;
+        // Handling an event can queue more output (the echo service
+        // answers at once): drain until the core is quiet.
+        loop {
+            let Some(core) = self.core.as_mut() else { return };
+            let mut transmits = Vec::new();
+            while let Some(t) = core.poll_transmit() {
+                transmits.push(t);
+            }
+            let mut events = Vec::new();
+            while let Some(e) = core.poll_event() {
+                events.push(e);
+            }
+            if transmits.is_empty() && events.is_empty() {
+                break;
+            }
+            for t in &transmits {
+                if let Some(l) = links::by_id(&self.links, t.link) {
+                    if l.transmit(t).is_err() {
+                        self.io_errors += 1;
+                    }
                 }
             }
+            sent |= !transmits.is_empty();
+            for e in events {
+                window |= matches!(e, Event::PeerDown { .. });
+                self.on_event(e);
+            }
         }
-        let mut window = false;
-        for e in events {
-            window |= matches!(e, Event::PeerDown { .. });
-            self.on_event(e);
-        }
-        if !transmits.is_empty() || window {
+        if sent || window {
             // Acks arrive with frames; waiting senders retry on any progress.
             self.window_opened.notify_waiters();
         }
@@ -223,6 +235,15 @@ impl Node {
                 let peer_name = self.node_name(peer);
                 warn!(node, peer, %peer_name, ?reason, "peer {peer_name} is DOWN ({reason:?})");
                 self.broadcast_bound(ServerMsg::PeerDown { peer, reason });
+            }
+            Event::Deliver { peer, port: ECHO_PORT, data } => {
+                if let Incoming::Answer(to, reply) = self.echo.incoming(peer, data) {
+                    let now = self.now();
+                    if let Some(core) = self.core.as_mut() {
+                        // A full window drops the answer: the pinger times out.
+                        let _ = core.send(now, Dest::Node(to), ECHO_PORT, &reply);
+                    }
+                }
             }
             Event::Deliver { peer, port, data } => match self.ports.get(&port) {
                 Some(&id) => self.to_client(id, &ServerMsg::Deliver { peer, data }),
@@ -311,6 +332,9 @@ impl Node {
     }
 
     pub fn bind(&mut self, id: ClientId, port: u8) -> Result<(), String> {
+        if port == ECHO_PORT {
+            return Err(format!("port {ECHO_PORT} is reserved for LLT's echo service"));
+        }
         if let Some(&owner) = self.ports.get(&port) {
             if owner != id {
                 return Err(format!("port {port} is already bound by another client"));
@@ -393,4 +417,29 @@ pub async fn timer_task(shared: Shared) {
             None => changed.notified().await,
         }
     }
+}
+
+/// Round trips of `count` echo requests of `size` bytes to `peer`, one at
+/// a time, daemon to daemon. Each waits at most a second for its answer.
+pub async fn ping(shared: &Shared, peer: NodeId, count: u32, size: usize) -> Result<Vec<u32>, String> {
+    let mut rtts = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (msg, rx) = shared.borrow_mut().echo.request(size);
+        let t0 = Instant::now();
+        {
+            let mut n = shared.borrow_mut();
+            let now = n.now();
+            let core = n.core.as_mut().ok_or("LLT is not configured")?;
+            core.send(now, Dest::Node(peer), ECHO_PORT, &msg).map_err(|e| e.to_string())?;
+            n.flush();
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(1), rx).await {
+            Ok(Ok(t1)) => rtts.push(t1.duration_since(t0).as_nanos().min(u32::MAX as u128) as u32),
+            _ => {
+                shared.borrow_mut().echo.abandon(&msg);
+                return Err(format!("no echo from node {peer} within 1 s after {} round trips", rtts.len()));
+            }
+        }
+    }
+    Ok(rtts)
 }

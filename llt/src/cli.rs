@@ -155,6 +155,7 @@ fn answer_kind(r: &Response) -> &'static str {
         Response::Error(_) => "Error",
         Response::Timers(_) => "Timers",
         Response::Status(_) => "Status",
+        Response::RoundTrips(_) => "RoundTrips",
     }
 }
 

@@ -37,6 +37,10 @@ pub enum Request {
     Status,
     /// Receive deliveries for `port` and peer/link events on this connection.
     Bind { port: u8 },
+    /// Measure `count` round trips of `size`-byte messages to `peer` inside
+    /// the daemons (LLT's echo service, port 255): no client process on
+    /// the path. Answered with `RoundTrips`.
+    Ping { peer: NodeId, count: u32, size: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +56,8 @@ pub enum Response {
     Error(String),
     Timers(Timers),
     Status(Box<StatusReport>),
+    /// Round-trip times in nanoseconds, in the order measured.
+    RoundTrips(Vec<u32>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

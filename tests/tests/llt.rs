@@ -341,3 +341,41 @@ fn udp_links_discover_by_broadcast_and_carry_data() {
         assert!(c.is_open(1, 1).unwrap());
     });
 }
+
+/// The operator commands against live daemons: VCS shapes, -json, the echo
+/// service, and the one-line error of a stopped daemon.
+#[test]
+fn commands_show_a_live_cluster() {
+    with_deadline(Duration::from_secs(120), || {
+        let mut c = Cluster::start("cmds", ClusterSpec::fast(3)).unwrap();
+        let b = |n: &str| ha_tests::bin(n).unwrap().to_string_lossy().into_owned();
+        let (lltstat, lltconfig, lltmsg) = (b("lltstat"), b("lltconfig"), b("lltmsg"));
+        let nvv = c.lab.exec_ok(1, &[&lltstat, "-nvv"]).unwrap();
+        assert!(nvv.starts_with("LLT node information:"), "{nvv}");
+        assert!(nvv.contains("* 0 node1"), "{nvv}");
+        assert!(nvv.contains("02:00:00:00:0A:02") && nvv.contains("02:00:00:00:0B:03"), "peer MACs shown:\n{nvv}");
+        assert_eq!(nvv.matches("OPEN").count(), 3, "{nvv}");
+        let n = c.lab.exec_ok(2, &[&lltstat, "-n"]).unwrap();
+        assert!(n.lines().any(|l| l.contains("0 node1") && l.contains("OPEN") && l.trim_end().ends_with('2')), "{n}");
+        let json: serde_json::Value = serde_json::from_str(&c.lab.exec_ok(1, &[&lltstat, "-nvv", "-json"]).unwrap()).unwrap();
+        assert_eq!(json["node_name"], "node1");
+        let stats = c.lab.exec_ok(1, &[&lltstat]).unwrap();
+        assert!(stats.contains("Snd heartbeat packets") && stats.contains("Dropped foreign cluster"), "{stats}");
+        let timers = c.lab.exec_ok(1, &[&lltconfig, "-T", "query"]).unwrap();
+        assert!(timers.contains("peerinact   = 200"), "{timers}");
+        c.lab.exec_ok(1, &[&lltconfig, "-T", "peerinact:250"]).unwrap();
+        assert!(c.lab.exec_ok(1, &[&lltconfig, "-T", "query"]).unwrap().contains("peerinact   = 250"));
+        let list = c.lab.exec_ok(1, &[&lltconfig, "-a", "list"]).unwrap();
+        assert!(list.contains("Link 0 (eth1)") && list.contains("02:00:00:00:0A:03"), "{list}");
+        assert_eq!(c.lab.exec_ok(1, &[&lltconfig]).unwrap().trim(), "LLT is running");
+        let ping: serde_json::Value = serde_json::from_str(c.lab.exec_ok(1, &[&lltmsg, "dping", "--to", "2", "--count", "200"]).unwrap().trim()).unwrap();
+        assert_eq!(ping["count"], 200);
+        assert!(ping["p50_us"].as_f64().unwrap() > 0.0);
+        c.kill9(3).unwrap();
+        let out = c.lab.exec(3, &[&lltstat, "-nvv"]).unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("lltstat: ") && err.contains("llt.sock"), "{err}");
+    });
+}

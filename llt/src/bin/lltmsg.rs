@@ -61,6 +61,10 @@ enum Cmd {
     /// Measure round trips through LLT to a node running `lltmsg echo`;
     /// print percentiles in microseconds.
     Ping(PingArgs),
+    /// Measure round trips between the daemons themselves (LLT's echo
+    /// service on port 255; no client process on the path, as GAB inside
+    /// clusterd sees LLT). No `lltmsg echo` needed on the peer.
+    Dping(DpingArgs),
     /// Baseline without LLT: echo raw Ethernet frames of ethertype 0x88B6 on
     /// an interface (needs CAP_NET_RAW).
     Rawecho {
@@ -127,6 +131,22 @@ struct PingArgs {
 }
 
 #[derive(ClapArgs)]
+struct DpingArgs {
+    /// Node id to measure against.
+    #[arg(long, value_parser = parse_node)]
+    to: NodeId,
+    /// Round trips measured (at most 100000).
+    #[arg(long)]
+    count: u32,
+    /// Bytes per message (at least 5).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Round trips done first and not measured.
+    #[arg(long, default_value_t = 100)]
+    warmup: u32,
+}
+
+#[derive(ClapArgs)]
 struct RawpingArgs {
     /// Network interface to send on (e.g. eth1).
     #[arg(long, value_name = "IF")]
@@ -154,6 +174,7 @@ fn main() {
         Cmd::Recv(a) => recv(args.port, &a),
         Cmd::Echo => echo(args.port),
         Cmd::Ping(a) => ping(args.port, &a),
+        Cmd::Dping(a) => dping(&a),
         Cmd::Rawecho { iface } => rawecho(&iface),
         Cmd::Rawping(a) => rawping(&a),
     }
@@ -678,6 +699,19 @@ fn echo(port: u8) {
             Err(e) => die_ctl(&e),
         }
     }
+}
+
+fn dping(a: &DpingArgs) {
+    let mut client = cli::connect(PROG);
+    let mut ask = |count: u32| match cli::request(PROG, &mut client, Request::Ping { peer: a.to, count, size: a.size }) {
+        Response::RoundTrips(ns) => ns,
+        other => cli::fail(PROG, other),
+    };
+    if a.warmup > 0 {
+        ask(a.warmup);
+    }
+    let rtts = ask(a.count).into_iter().map(|ns| Duration::from_nanos(ns as u64)).collect();
+    cli::print_json(PROG, &latency(rtts, a.size as usize));
 }
 
 fn ping(port: u8, a: &PingArgs) {
