@@ -177,6 +177,7 @@ impl FakeDaemon {
             }
             ClientMsg::Request(Request::Status) => Response::Status(Box::new(self.report.clone())),
             ClientMsg::Request(Request::GetTimers) => Response::Timers(self.report.timers),
+            ClientMsg::Request(Request::Ping { count, .. }) => Response::RoundTrips(vec![20_000; count as usize]),
             ClientMsg::Request(Request::SetTimer { name, value }) => {
                 self.timers_set.lock().unwrap().push((name.clone(), value));
                 // As clusterd does: the timers now in force.
