@@ -122,7 +122,7 @@ impl Node {
     }
 
     /// Put a message in a client's queue; a full queue disconnects it.
-    fn to_client(&mut self, id: ClientId, msg: &ServerMsg) {
+    fn queue_to_client(&mut self, id: ClientId, msg: &ServerMsg) {
         let Some(c) = self.clients.get(&id) else { return };
         let frame = match ctl::encode_frame(msg) {
             Ok(f) => f,
@@ -135,13 +135,13 @@ impl Node {
     }
 
     pub fn respond(&mut self, id: ClientId, r: Response) {
-        self.to_client(id, &ServerMsg::Response(r));
+        self.queue_to_client(id, &ServerMsg::Response(r));
     }
 
     fn broadcast_bound(&mut self, msg: ServerMsg) {
         let ids: Vec<ClientId> = self.ports.values().copied().collect();
         for id in ids {
-            self.to_client(id, &msg);
+            self.queue_to_client(id, &msg);
         }
     }
 
@@ -184,7 +184,7 @@ impl Node {
         }
         let next = self.core.as_ref().and_then(|c| c.poll_timeout());
         if let Some(n) = next {
-            if self.timer_target.map_or(true, |t| n < t) {
+            if self.timer_target.is_none_or(|t| n < t) {
                 self.timer_target = Some(n);
                 self.timer_changed.notify_one();
             }
@@ -246,7 +246,7 @@ impl Node {
                 }
             }
             Event::Deliver { peer, port, data } => match self.ports.get(&port) {
-                Some(&id) => self.to_client(id, &ServerMsg::Deliver { peer, data }),
+                Some(&id) => self.queue_to_client(id, &ServerMsg::Deliver { peer, data }),
                 None => self.dropped_no_port += 1,
             },
         }
@@ -358,7 +358,7 @@ impl Node {
     }
 
     pub fn send_failed(&mut self, id: ClientId, dest: Dest, e: SendError) {
-        self.to_client(id, &ServerMsg::SendFailed { dest, error: e.to_string() });
+        self.queue_to_client(id, &ServerMsg::SendFailed { dest, error: e.to_string() });
     }
 
     fn read_link(&mut self, links: &[Link], id: u8, buf: &mut [u8]) -> bool {

@@ -31,7 +31,8 @@ pub enum Request {
     Unconfigure,
     /// `lltconfig -T query`.
     GetTimers,
-    /// `lltconfig -T name:value` (hundredths of a second).
+    /// `lltconfig -T name:value` (hundredths of a second); answered with
+    /// the timers now in force.
     SetTimer { name: String, value: u32 },
     /// Everything `lltstat` and `lltconfig -a list` show.
     Status,
@@ -96,7 +97,8 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     pub stats: Stats,
     pub timers: Timers,
-    /// Frames the I/O layer dropped because they were addressed to another MAC.
+    /// Send and receive errors on the link sockets (frames addressed to
+    /// another MAC are `stats.dropped_not_for_us`).
     pub io_errors: u64,
 }
 
@@ -156,6 +158,9 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, CtlError> {
 pub struct Client {
     stream: std::os::unix::net::UnixStream,
     rbuf: Vec<u8>,
+    /// Start of the unread part of `rbuf`: compacted once per read, not
+    /// once per frame (a 64 KiB read holds hundreds of small frames).
+    roff: usize,
 }
 
 impl Client {
@@ -167,7 +172,7 @@ impl Client {
     pub fn connect_to(path: &std::path::Path) -> Result<Client, CtlError> {
         let stream = std::os::unix::net::UnixStream::connect(path)
             .map_err(|source| CtlError::Connect { path: path.display().to_string(), source })?;
-        Ok(Client { stream, rbuf: Vec::new() })
+        Ok(Client { stream, rbuf: Vec::new(), roff: 0 })
     }
 
     pub fn stream(&self) -> &std::os::unix::net::UnixStream {
@@ -192,11 +197,13 @@ impl Client {
     /// Next message from the daemon (blocking).
     pub fn recv(&mut self) -> Result<ServerMsg, CtlError> {
         loop {
-            if let Some(len) = frame_len(&self.rbuf)? {
-                let msg = decode_body(&self.rbuf[4..4 + len]);
-                self.rbuf.drain(..4 + len);
-                return msg;
+            if let Some(len) = frame_len(&self.rbuf[self.roff..])? {
+                let start = self.roff + 4;
+                self.roff = start + len;
+                return decode_body(&self.rbuf[start..start + len]);
             }
+            self.rbuf.drain(..self.roff);
+            self.roff = 0;
             let mut chunk = [0u8; 64 * 1024];
             let n = self.stream.read(&mut chunk)?;
             if n == 0 {

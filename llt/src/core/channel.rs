@@ -144,7 +144,7 @@ impl SendHalf {
             if seq_diff(f.seq, to) >= 0 || out.len() >= p.resend_burst {
                 break;
             }
-            if f.last_sent.map_or(true, |t| now.since(t) >= p.min_resend_gap) {
+            if f.last_sent.is_none_or(|t| now.since(t) >= p.min_resend_gap) {
                 out.push(i);
             }
         }

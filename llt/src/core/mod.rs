@@ -700,7 +700,7 @@ impl Core {
                 }
                 // Answer a newcomer's probe at once (at most once a second)
                 // so it sees us within its listening period.
-                if self.last_dup_answer.map_or(true, |t| now.since(t) >= Dur::from_millis(1000)) {
+                if self.last_dup_answer.is_none_or(|t| now.since(t) >= Dur::from_millis(1000)) {
                     self.last_dup_answer = Some(now);
                     self.announce(now);
                 }

@@ -128,15 +128,9 @@ impl Peer {
     /// then any UP high-priority link; then the first UP low-priority link;
     /// then any link in trouble.
     pub fn pick_link(&mut self, lowpri: &[bool]) -> Option<LinkId> {
-        let tiers: [&dyn Fn(usize, &PeerLink) -> bool; 4] = [
-            &|i, l| !lowpri[i] && l.state == LinkState::Up && l.hears_us,
-            &|i, l| !lowpri[i] && l.state == LinkState::Up,
-            &|i, l| lowpri[i] && l.state == LinkState::Up,
-            &|_, l| l.state == LinkState::Trouble,
-        ];
-        for (tier, ok) in tiers.iter().enumerate() {
-            let n = self.links.len();
-            let usable: Vec<usize> = (0..n).filter(|&i| self.links[i].addr.is_some() && ok(i, &self.links[i])).collect();
+        for tier in 0..4 {
+            let usable: Vec<usize> =
+                (0..self.links.len()).filter(|&i| self.links[i].addr.is_some() && in_tier(tier, lowpri[i], &self.links[i])).collect();
             if usable.is_empty() {
                 continue;
             }
@@ -176,5 +170,16 @@ impl Peer {
     /// Deadline of anything the channel needs to do on its own.
     pub fn channel_deadline(&self, p: &ChannelParams) -> Option<Time> {
         [self.recv.ack_deadline(), self.recv.nack_deadline(p), self.send.rto_deadline(p)].into_iter().flatten().min()
+    }
+}
+
+/// Preference tiers for data, best first: 0 high-priority UP and the peer
+/// hears us there; 1 high-priority UP; 2 low-priority UP; 3 in trouble.
+fn in_tier(tier: usize, lowpri: bool, l: &PeerLink) -> bool {
+    match tier {
+        0 => !lowpri && l.state == LinkState::Up && l.hears_us,
+        1 => !lowpri && l.state == LinkState::Up,
+        2 => lowpri && l.state == LinkState::Up,
+        _ => l.state == LinkState::Trouble,
     }
 }
