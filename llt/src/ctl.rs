@@ -116,8 +116,11 @@ pub enum CtlError {
     Closed,
 }
 
-fn bincode_cfg() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// bincode's standard encoding, with a decode limit: a length prefix in a
+/// hostile frame must not make the daemon allocate gigabytes (found by the
+/// ctl_decode fuzz target).
+fn bincode_cfg() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
 }
 
 /// Encode a message as one length-prefixed frame.

@@ -38,6 +38,21 @@ fn frames_never_panic_and_rejects_are_counted() {
     assert!(s.rcv_data + s.rcv_heartbeat > 0, "mutated frames must also reach the protocol paths: {s:?}");
 }
 
+/// Inputs the ctl_decode fuzz target found making bincode reserve ~4 GiB
+/// up front: the decode limit must refuse them before any allocation.
+#[test]
+fn control_message_with_huge_length_prefix_is_refused_by_the_limit() {
+    let found: [&[u8]; 1] = [&[0x00, 0x03, 0xfc, 0x00, 0x03, 0xfc, 0xff, 0xff, 0xff, 0xfd, 0xff]];
+    for body in found {
+        let c = llt::ctl::decode_body::<llt::ctl::ClientMsg>(body).unwrap_err().to_string();
+        let s = llt::ctl::decode_body::<llt::ctl::ServerMsg>(body).unwrap_err().to_string();
+        assert!(
+            c.contains("Limit") || s.contains("Limit"),
+            "refused by the size limit, not after reserving: {c} / {s}"
+        );
+    }
+}
+
 #[test]
 fn control_messages_never_panic() {
     let mut rng = Rng::new(11);
