@@ -379,3 +379,32 @@ fn commands_show_a_live_cluster() {
         assert!(err.starts_with("lltstat: ") && err.contains("llt.sock"), "{err}");
     });
 }
+
+/// A bad llttab is refused with file:line by `lltconfig -c`; a good one
+/// then starts; SIGTERM stops the daemon cleanly and removes its socket.
+#[test]
+fn bad_llttab_is_refused_with_file_and_line_and_sigterm_stops_cleanly() {
+    with_deadline(Duration::from_secs(90), || {
+        let c = Cluster::start("badtab", ClusterSpec::fast(2)).unwrap();
+        let lltconfig = ha_tests::bin("lltconfig").unwrap().to_string_lossy().into_owned();
+        c.lab.exec_ok(2, &[&lltconfig, "-U"]).unwrap();
+        let tab = c.lab.root(2).join("etc/llttab");
+        let good = std::fs::read_to_string(&tab).unwrap();
+        std::fs::write(&tab, format!("{good}link eth9 eth9 - ether - -\nset-timer peerinact:abc\n")).unwrap();
+        let out = c.lab.exec(2, &[&lltconfig, "-c"]).unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let n = good.lines().count();
+        assert!(err.contains(&format!("llttab:{}:", n + 1)) && err.contains("eth9"), "unknown interface with its line:\n{err}");
+        assert!(err.contains(&format!("llttab:{}:", n + 2)), "bad number with its line, in the same pass:\n{err}");
+        std::fs::write(&tab, good).unwrap();
+        c.lab.exec_ok(2, &[&lltconfig, "-c"]).unwrap();
+        c.wait_all_open(Duration::from_secs(10)).unwrap();
+        let d = c.daemon(1).unwrap();
+        d.sigterm().unwrap();
+        let st = d.wait_exit(Duration::from_secs(5)).expect("clusterd exits on SIGTERM");
+        assert!(st.success(), "clean exit: {st:?}");
+        assert!(!c.socket(1).exists(), "socket removed");
+        assert!(d.stderr().contains("clusterd stopping (SIGTERM)"));
+    });
+}
