@@ -24,6 +24,8 @@ pub struct ClusterSpec {
     /// LLT over UDP (one port per segment, subnet broadcast) instead of
     /// raw Ethernet.
     pub udp: bool,
+    /// With `udp`: no broadcast address; every peer named by `set-addr`.
+    pub udp_set_addr: bool,
 }
 
 impl ClusterSpec {
@@ -37,6 +39,7 @@ impl ClusterSpec {
             cluster_id: 42,
             timers: vec![("heartbeat", 10), ("heartbeatlo", 20), ("peertrouble", 50), ("peertroublelo", 80), ("peerinact", 200), ("dupwait", 50)],
             udp: false,
+            udp_set_addr: false,
         }
     }
 }
@@ -82,8 +85,14 @@ impl Cluster {
             let ifc = self.lab.iface(seg);
             let kw = if self.spec.lowpri_last && seg + 1 == self.spec.segments { "link-lowpri" } else { "link" };
             if self.spec.udp {
-                let (ip, bcast) = (self.lab.ip(i, seg), self.lab.bcast(seg));
+                let ip = self.lab.ip(i, seg);
+                let bcast = if self.spec.udp_set_addr { "-".to_string() } else { self.lab.bcast(seg).to_string() };
                 tab += &format!("{kw} udp{seg} /dev/udp - udp {} - {ip} {bcast}\n", 50000 + seg);
+                if self.spec.udp_set_addr {
+                    for j in (1..=self.spec.nodes).filter(|&j| j != i) {
+                        tab += &format!("set-addr {} udp{seg} {}\n", j - 1, self.lab.ip(j, seg));
+                    }
+                }
             } else {
                 tab += &format!("{kw} {ifc} {ifc} - ether - -\n");
             }

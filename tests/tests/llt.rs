@@ -126,10 +126,11 @@ fn low_priority_link_carries_data_only_while_high_priority_links_are_down() {
             assert!(got.perfect(n), "{got:?}");
         };
         // All up: the low-priority link carries heartbeats only.
-        let lo0 = tx_on(&c, 1, 1, 2);
+        let (a0, b0, lo0) = (tx_on(&c, 1, 1, 0), tx_on(&c, 1, 1, 1), tx_on(&c, 1, 1, 2));
         stream(1000, 10);
-        let lo1 = tx_on(&c, 1, 1, 2);
+        let (a1, b1, lo1) = (tx_on(&c, 1, 1, 0), tx_on(&c, 1, 1, 1), tx_on(&c, 1, 1, 2));
         assert!(lo1 - lo0 < 100, "low-priority link carried {} frames with high-priority links up", lo1 - lo0);
+        assert!(a1 - a0 >= 400 && b1 - b0 >= 400, "traffic spread over both high-priority links: {} and {}", a1 - a0, b1 - b0);
         // Both high-priority links of node 2 cut: everything on the low one.
         c.lab.block(2, 0).unwrap();
         c.lab.block(2, 1).unwrap();
@@ -246,6 +247,7 @@ fn ten_thousand_messages_with_30pct_loss_and_a_link_flap() {
         let s = c.status(1).unwrap();
         assert!(got.perfect(10_000), "{got:?}\nsender stats {:?}", s.stats);
         assert!(s.stats.snd_retransmit > 0, "30% loss must have caused retransmissions");
+        assert!(s.stats.snd_would_block > 0, "the sender outran the window and was held back, not dropped: {:?}", s.stats);
         assert!(c.is_open(1, 1).unwrap(), "a flap shorter than peerinact keeps the peer");
     });
 }
@@ -406,5 +408,20 @@ fn bad_llttab_is_refused_with_file_and_line_and_sigterm_stops_cleanly() {
         assert!(st.success(), "clean exit: {st:?}");
         assert!(!c.socket(1).exists(), "socket removed");
         assert!(d.stderr().contains("clusterd stopping (SIGTERM)"));
+    });
+}
+
+#[test]
+fn udp_links_with_set_addr_peers_and_no_broadcast() {
+    with_deadline(Duration::from_secs(90), || {
+        let mut spec = ClusterSpec::fast(3);
+        spec.udp = true;
+        spec.udp_set_addr = true;
+        let c = Cluster::start("udpaddr", spec).unwrap();
+        let tab = std::fs::read_to_string(c.lab.root(1).join("etc/llttab")).unwrap();
+        assert!(tab.contains("set-addr 1 udp0") && !tab.contains(".255"), "{tab}");
+        let rx = c.expect_stream(3, PORT, 0, 1000, Duration::from_secs(20)).unwrap();
+        c.send_stream(1, PORT, 2, 1000, 500, || {}).unwrap();
+        assert!(rx.join().unwrap().perfect(1000));
     });
 }
