@@ -14,7 +14,7 @@ export HA_BIN_DIR="$PWD/target/release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-SIM_SEEDS=${SIM_SEEDS:-300} cargo test --release --workspace -- --test-threads=2 2>&1 | tee "$log"
+SIM_SEEDS=${SIM_SEEDS:-1000} cargo test --release --workspace -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line over every test binary (cargo prints one per binary,

@@ -1,0 +1,49 @@
+//! Seeded simulation of GAB cores over a model of LLT (see `gab::sim`).
+//! `SIM_SEEDS=N` seeds (default 1000); `SIM_SEED=S` replays one;
+//! `SIM_TRACE=1` prints faults and views.
+
+use gab::sim::{GabSim, GabSimParams};
+
+fn seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("SIM_SEED") {
+        return vec![s.parse().expect("SIM_SEED must be a number")];
+    }
+    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    (1..=n).collect()
+}
+
+fn run_all(name: &str, p: GabSimParams) {
+    let mut failures = Vec::new();
+    let (mut delivered, mut views) = (0, 0);
+    for seed in seeds() {
+        let r = GabSim::run(seed, p.clone());
+        delivered += r.delivered;
+        views += r.views;
+        if let Some(v) = r.violation {
+            failures.push(format!("seed {seed}: {v}\n  replay: SIM_SEED={seed} cargo test -p gab --test sim {name}"));
+        }
+    }
+    println!("{name}: {delivered} deliveries, {views} view installs");
+    assert!(failures.is_empty(), "{} failing seeds:\n{}", failures.len(), failures.join("\n"));
+    assert!(delivered > 0);
+}
+
+#[test]
+fn partitions_and_crashes() {
+    run_all("partitions_and_crashes", GabSimParams::default());
+}
+
+#[test]
+fn five_nodes_partitions_only() {
+    run_all("five_nodes_partitions_only", GabSimParams { nodes: 5, crashes: false, ..Default::default() });
+}
+
+#[test]
+fn quiet_cluster_forms_one_view_and_keeps_it() {
+    for seed in seeds().into_iter().take(20) {
+        let r = GabSim::run(seed, GabSimParams { faults: false, crashes: false, ..Default::default() });
+        assert_eq!(r.violation, None, "seed {seed}");
+        // One initial view per node, nothing else.
+        assert_eq!(r.views, 4, "seed {seed}: views changed without faults");
+    }
+}
