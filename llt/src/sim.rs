@@ -22,6 +22,16 @@ use crate::{LinkId, NodeId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+/// Seeds for a simulation test: `SIM_SEED=S` replays one, `SIM_SEEDS=N`
+/// runs 1..=N, otherwise 1..=`default`. Shared by every simulator's tests.
+pub fn seeds_from_env(default: u64) -> Vec<u64> {
+    if let Some(s) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        return vec![s];
+    }
+    let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    (1..=n).collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct SimParams {
     pub nodes: usize,

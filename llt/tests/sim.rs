@@ -6,11 +6,7 @@
 use llt::sim::{Sim, SimParams};
 
 fn seeds() -> Vec<u64> {
-    if let Ok(s) = std::env::var("SIM_SEED") {
-        return vec![s.parse().expect("SIM_SEED must be a number")];
-    }
-    let n: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
-    (1..=n).collect()
+    llt::sim::seeds_from_env(150)
 }
 
 fn run_all(name: &str, p: SimParams) {
