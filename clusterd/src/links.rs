@@ -5,7 +5,6 @@ use llt::config::{LinkConfig, LinkKind};
 use llt::core::{Dst, LinkAddr, LinkSetup, Transmit};
 use llt::ctl::LinkReport;
 use llt::io::{EtherLink, EtherRecv, IoError, UdpLink, UdpRecv, BROADCAST_MAC};
-use llt::LinkId;
 use std::net::SocketAddr;
 
 /// One open link.
@@ -135,8 +134,4 @@ impl Link {
 /// Open every configured link, in configuration order (link id = index).
 pub fn open_all(cfgs: &[LinkConfig]) -> Result<Vec<Link>, String> {
     cfgs.iter().map(Link::open).collect()
-}
-
-pub fn by_id(links: &[Link], id: LinkId) -> Option<&Link> {
-    links.get(id as usize)
 }

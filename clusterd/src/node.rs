@@ -166,7 +166,7 @@ impl Node {
                 break;
             }
             for t in &transmits {
-                if let Some(l) = links::by_id(&self.links, t.link) {
+                if let Some(l) = self.links.get(t.link as usize) {
                     if l.transmit(t).is_err() {
                         self.io_errors += 1;
                     }
@@ -361,12 +361,12 @@ impl Node {
         self.queue_to_client(id, &ServerMsg::SendFailed { dest, error: e.to_string() });
     }
 
-    fn read_link(&mut self, links: &[Link], id: u8, buf: &mut [u8]) -> bool {
-        let Some(link) = links.get(id as usize) else { return false };
-        let mut more = false;
+    /// Read up to 256 frames from a link into the core, then flush.
+    fn read_link(&mut self, links: &[Link], id: u8, buf: &mut [u8]) {
+        let Some(link) = links.get(id as usize) else { return };
         for _ in 0..256 {
             let now = self.now();
-            let Some(core) = self.core.as_mut() else { return false };
+            let Some(core) = self.core.as_mut() else { return };
             match link.try_read(buf) {
                 Ok(ReadOutcome::Frame(r)) => core.handle_frame(now, id, r.from, &buf[..r.len]),
                 Ok(ReadOutcome::NotForUs) => core.count_not_for_us(),
@@ -377,10 +377,8 @@ impl Node {
                     break;
                 }
             }
-            more = true;
         }
         self.flush();
-        more
     }
 }
 

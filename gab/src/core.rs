@@ -636,7 +636,6 @@ impl Gab {
         let old_members = self.view.as_ref().map(|v| v.members.clone()).unwrap_or_default();
         let leader = *i.members.iter().next().expect("non-empty view");
         self.view = Some(View { gen: i.gen, members: i.members.clone(), leader });
-        self.frozen = None;
         self.next_seq = 1;
         self.leader_next = 1;
         self.log.clear();

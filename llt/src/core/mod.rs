@@ -27,7 +27,7 @@ use crate::time::{Dur, Time};
 use crate::wire::{self, flags, Header, MsgType, DEST_ALL};
 use crate::{LinkId, NodeId, MAX_NODE_ID};
 pub use channel::ChannelParams;
-pub use peer::{LinkAddr, LinkState, Peer};
+pub use peer::{LinkAddr, LinkState, Peer, Silence};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::rng::Rng;
@@ -211,7 +211,6 @@ pub struct Core {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
-    scratch: Vec<u8>,
 }
 
 impl Core {
@@ -239,7 +238,6 @@ impl Core {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            scratch: Vec::new(),
             cfg,
         }
     }
@@ -343,9 +341,13 @@ impl Core {
         Dur::from_centis(if self.lowpri[link] { t.heartbeatlo } else { t.heartbeat })
     }
 
-    fn trouble_after(&self) -> Vec<Dur> {
+    fn silence(&self) -> Silence {
         let t = &self.cfg.timers;
-        self.lowpri.iter().map(|&lo| Dur::from_centis(if lo { t.peertroublelo } else { t.peertrouble })).collect()
+        Silence {
+            trouble_hi: Dur::from_centis(t.peertrouble),
+            trouble_lo: Dur::from_centis(t.peertroublelo),
+            inact: Dur::from_centis(t.peerinact),
+        }
     }
 
     /// Announcements go out every second, faster when heartbeats are
@@ -361,8 +363,7 @@ impl Core {
             Phase::Refused => None,
             Phase::Probing => Some(self.probe_until.min(self.next_announce)),
             Phase::Running => {
-                let trouble = self.trouble_after();
-                let inact = Dur::from_centis(self.cfg.timers.peerinact);
+                let silence = self.silence();
                 let mut t = self.next_announce;
                 for p in self.peers.values() {
                     for l in &p.links {
@@ -370,7 +371,7 @@ impl Core {
                             t = t.min(h);
                         }
                     }
-                    if let Some(d) = p.state_deadline(&trouble, inact) {
+                    if let Some(d) = p.state_deadline(&self.lowpri, silence) {
                         t = t.min(d);
                     }
                     // A peer that is not open has no channel work to do.
@@ -432,16 +433,15 @@ impl Core {
     /// Silence turns links to TROUBLE, then DOWN; a peer with no link alive
     /// is down and its channel is reset under a new session of ours.
     fn check_liveness(&mut self, now: Time) {
-        let trouble = self.trouble_after();
-        let inact = Dur::from_centis(self.cfg.timers.peerinact);
+        let silence = self.silence();
         let max_message = self.cfg.max_message;
         for p in self.peers.values_mut() {
             for (i, l) in p.links.iter_mut().enumerate() {
                 let Some(last) = l.last_rx else { continue };
                 let silent = now.since(last);
-                let new = if silent >= inact {
+                let new = if silent >= silence.inact {
                     LinkState::Down
-                } else if silent >= trouble[i] {
+                } else if silent >= silence.trouble(self.lowpri[i]) {
                     LinkState::Trouble
                 } else {
                     LinkState::Up
@@ -524,8 +524,7 @@ impl Core {
     }
 
     fn push_frame(&mut self, link: LinkId, dst: Dst, h: &Header, payload: &[u8]) {
-        wire::encode_into(h, payload, &mut self.scratch);
-        self.transmits.push_back(Transmit { link, dst, frame: self.scratch.clone() });
+        self.transmits.push_back(Transmit { link, dst, frame: wire::encode(h, payload) });
     }
 
     /// Header for a frame of the reliable channel to `id`.
@@ -583,8 +582,8 @@ impl Core {
         } else {
             self.stats.snd_data += 1;
         }
-        wire::encode_into(&h, &f.payload, &mut self.scratch);
-        self.transmits.push_back(Transmit { link, dst: Dst::To(addr), frame: self.scratch.clone() });
+        let frame = wire::encode(&h, &f.payload);
+        self.transmits.push_back(Transmit { link, dst: Dst::To(addr), frame });
     }
 
     /// Whether a message of `len` bytes to `to` would be accepted now.

@@ -49,6 +49,25 @@ impl LinkState {
     }
 }
 
+/// How long a link may stay silent before it is in trouble (per link
+/// priority) and before it is DOWN.
+#[derive(Debug, Clone, Copy)]
+pub struct Silence {
+    pub trouble_hi: Dur,
+    pub trouble_lo: Dur,
+    pub inact: Dur,
+}
+
+impl Silence {
+    pub fn trouble(self, lowpri: bool) -> Dur {
+        if lowpri {
+            self.trouble_lo
+        } else {
+            self.trouble_hi
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PeerLink {
     pub addr: Option<LinkAddr>,
@@ -148,15 +167,15 @@ impl Peer {
     }
 
     /// Earliest time a link's state will change by silence alone.
-    pub fn state_deadline(&self, trouble: &[Dur], inact: Dur) -> Option<Time> {
+    pub fn state_deadline(&self, lowpri: &[bool], s: Silence) -> Option<Time> {
         self.links
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
                 let last = l.last_rx?;
                 match l.state {
-                    LinkState::Up => Some(last + trouble[i]),
-                    LinkState::Trouble => Some(last + inact),
+                    LinkState::Up => Some(last + s.trouble(lowpri[i])),
+                    LinkState::Trouble => Some(last + s.inact),
                     LinkState::Down => None,
                 }
             })
