@@ -239,3 +239,27 @@ fn jeopardy_is_shown_and_flagged_when_the_last_link_dies() {
     });
     assert_eq!(flagged, Some((set(&[0]), set(&[1]))), "the change carries the jeopardy flag");
 }
+
+#[test]
+fn too_many_unordered_submissions_push_back_until_ordered() {
+    let mut net = Net::new(2, 2);
+    let now = net.now;
+    net.g(0).register(now, H);
+    // Not seeded yet: nothing is ordered, submissions wait.
+    let limit = GabConfig::new(0, 2, 1).max_pending;
+    let mut accepted = 0;
+    let refused = loop {
+        match net.g(0).broadcast(now, H, vec![1]) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= limit, "no limit on waiting submissions");
+    };
+    assert_eq!(refused, gab::core::GabError::WouldBlock);
+    assert!(accepted < limit, "the port join counts among the waiting ones too");
+    // Seeding orders the backlog; the node accepts again.
+    net.connect(0, 1);
+    assert_eq!(net.delivered(0).len(), accepted);
+    let now = net.now;
+    assert!(net.g(0).broadcast(now, H, vec![2]).is_ok());
+}
