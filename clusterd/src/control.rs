@@ -1,6 +1,7 @@
-//! The control socket: accepts local clients (lltconfig, lltstat, lltmsg,
-//! later GAB's tools), reads their requests and data, and writes back
-//! responses, deliveries and events.
+//! The local client sockets: accepts clients (lltconfig, lltstat, lltmsg on
+//! LLT's socket; gabconfig and GAB clients on GAB's), reads their requests
+//! and data, and writes back responses, deliveries and events. The framing
+//! and the queues are shared; each socket's messages are a [`Protocol`].
 
 use crate::node::{Client, ClientId, Shared, CLIENT_QUEUE};
 use llt::core::SendError;
@@ -29,30 +30,43 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
-pub async fn accept_loop(shared: Shared, listener: UnixListener) {
-    let mut next_id: ClientId = 1;
+/// One kind of local client socket (LLT's, GAB's): its message type and
+/// what to do with each message.
+pub(crate) trait Protocol: 'static {
+    type In: for<'de> serde::Deserialize<'de>;
+    /// Which socket, for logs.
+    const NAME: &'static str;
+    async fn handle(shared: &Shared, id: ClientId, msg: Self::In);
+    /// The answer to a message that did not decode.
+    fn undecodable(shared: &Shared, id: ClientId, error: String);
+}
+
+/// Accepts clients on one socket, for as long as the daemon runs. Client
+/// ids come from the node, so they are unique across sockets.
+pub async fn accept_loop<P: Protocol>(shared: Shared, listener: UnixListener) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let id = next_id;
-                next_id += 1;
-                start_client(shared.clone(), stream, id);
+                // The kernel's word on who connected (heartbeat kills use it).
+                let pid = stream.peer_cred().ok().and_then(|c| c.pid()).map(|p| p as u32);
+                let id = shared.borrow_mut().next_client_id();
+                start_client::<P>(shared.clone(), stream, id, pid);
             }
             Err(e) => {
-                warn!("accept on the control socket failed: {e}");
+                warn!(socket = P::NAME, "accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
-fn start_client(shared: Shared, stream: UnixStream, id: ClientId) {
+fn start_client<P: Protocol>(shared: Shared, stream: UnixStream, id: ClientId, pid: Option<u32>) {
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
     let writer = tokio::task::spawn_local(write_loop(wr, rx));
-    let reader = tokio::task::spawn_local(read_loop(shared.clone(), rd, id));
-    shared.borrow_mut().add_client(id, Client { tx, port: None, tasks: vec![writer.abort_handle(), reader.abort_handle()] });
-    debug!(client = id, "client connected");
+    let reader = tokio::task::spawn_local(read_loop::<P>(shared.clone(), rd, id));
+    shared.borrow_mut().add_client(id, Client { tx, port: None, gab_port: None, pid, tasks: vec![writer.abort_handle(), reader.abort_handle()] });
+    debug!(client = id, socket = P::NAME, ?pid, "client connected");
 }
 
 /// Writes queued frames, coalescing whatever is ready into one write.
@@ -73,7 +87,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
     }
 }
 
-async fn read_loop(shared: Shared, mut rd: OwnedReadHalf, id: ClientId) {
+async fn read_loop<P: Protocol>(shared: Shared, mut rd: OwnedReadHalf, id: ClientId) {
     let mut rbuf: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
@@ -88,19 +102,19 @@ async fn read_loop(shared: Shared, mut rd: OwnedReadHalf, id: ClientId) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(client = id, "bad frame from client: {e}; disconnecting");
+                    warn!(client = id, socket = P::NAME, "bad frame from client: {e}; disconnecting");
                     shared.borrow_mut().remove_client(id);
                     return;
                 }
             };
             let body = &rbuf[off + 4..off + 4 + len];
-            let msg = ctl::decode_body::<ClientMsg>(body);
+            let msg = ctl::decode_body::<P::In>(body);
             off += 4 + len;
             match msg {
-                Ok(m) => handle(&shared, id, m).await,
+                Ok(m) => P::handle(&shared, id, m).await,
                 Err(e) => {
-                    warn!(client = id, "undecodable message from client: {e}");
-                    shared.borrow_mut().respond(id, Response::Error(format!("undecodable message: {e}")));
+                    warn!(client = id, socket = P::NAME, "undecodable message from client: {e}");
+                    P::undecodable(&shared, id, format!("undecodable message: {e}"));
                 }
             }
         }
@@ -108,7 +122,21 @@ async fn read_loop(shared: Shared, mut rd: OwnedReadHalf, id: ClientId) {
         shared.borrow_mut().flush();
     }
     shared.borrow_mut().remove_client(id);
-    debug!(client = id, "client disconnected");
+    debug!(client = id, socket = P::NAME, "client disconnected");
+}
+
+/// LLT's control socket.
+pub struct Llt;
+
+impl Protocol for Llt {
+    type In = ClientMsg;
+    const NAME: &'static str = "llt";
+    async fn handle(shared: &Shared, id: ClientId, msg: ClientMsg) {
+        handle(shared, id, msg).await
+    }
+    fn undecodable(shared: &Shared, id: ClientId, error: String) {
+        shared.borrow_mut().respond(id, Response::Error(error));
+    }
 }
 
 async fn handle(shared: &Shared, id: ClientId, msg: ClientMsg) {
@@ -152,10 +180,10 @@ fn request(shared: &Shared, id: ClientId, req: Request) -> Option<Response> {
             Ok(()) => return None,
             Err(e) => Response::Error(e),
         },
-        Request::Unconfigure => {
-            node.unconfigure();
-            Response::Ok
-        }
+        Request::Unconfigure => match node.unconfigure_llt() {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error(e),
+        },
         Request::GetTimers => match node.timers() {
             Some(t) => Response::Timers(t),
             None => Response::Error("LLT is not configured".into()),

@@ -4,7 +4,9 @@
 //! No borrow is ever held across an `.await`.
 
 use crate::echo::{Echo, Incoming, ECHO_PORT};
+use crate::gab_host::{GabHost, Punish};
 use crate::links::{self, Link, ReadOutcome};
+use gab::Port;
 use llt::config::{self, LltConfig};
 use llt::core::{Core, CoreConfig, Dest, Event, LinkState, SendError};
 use llt::ctl::{self, Response, ServerMsg, StatusReport};
@@ -27,7 +29,12 @@ pub const CLIENT_QUEUE: usize = 16 * 1024;
 
 pub struct Client {
     pub tx: mpsc::Sender<Vec<u8>>,
+    /// LLT port bound on LLT's socket.
     pub port: Option<u8>,
+    /// GAB port registered on GAB's socket.
+    pub gab_port: Option<Port>,
+    /// From the socket's peer credentials.
+    pub pid: Option<u32>,
     pub tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -49,6 +56,8 @@ pub struct Node {
     io_errors: u64,
     dropped_no_port: u64,
     pub echo: Echo,
+    pub gab: Option<GabHost>,
+    next_client: ClientId,
 }
 
 impl Node {
@@ -68,6 +77,8 @@ impl Node {
             io_errors: 0,
             dropped_no_port: 0,
             echo: Echo::default(),
+            gab: None,
+            next_client: 1,
         }
     }
 
@@ -80,9 +91,18 @@ impl Node {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Time> {
-        let t = self.core.as_ref().and_then(|c| c.poll_timeout());
+        let t = self.next_deadline();
         self.timer_target = t;
         t
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        let llt = self.core.as_ref().and_then(|c| c.poll_timeout());
+        let gab = self.gab.as_ref().and_then(|g| g.poll_timeout());
+        match (llt, gab) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn handle_timeout(&mut self) {
@@ -90,7 +110,20 @@ impl Node {
         if let Some(c) = self.core.as_mut() {
             c.handle_timeout(now);
         }
+        if let Some(g) = self.gab.as_mut() {
+            g.tick(now);
+            g.core.handle_timeout(now);
+            for p in g.check_heartbeats(now) {
+                self.punish(p);
+            }
+        }
         self.flush();
+    }
+
+    pub fn next_client_id(&mut self) -> ClientId {
+        let id = self.next_client;
+        self.next_client += 1;
+        id
     }
 
     pub fn add_client(&mut self, id: ClientId, client: Client) {
@@ -101,6 +134,10 @@ impl Node {
         if let Some(c) = self.clients.remove(&id) {
             if let Some(p) = c.port {
                 self.ports.remove(&p);
+            }
+            if let (Some(p), Some(g)) = (c.gab_port, self.gab.as_mut()) {
+                let now = self.start.elapsed().as_micros() as u64;
+                g.client_gone(Time(now), p);
             }
             for t in c.tasks {
                 t.abort();
@@ -122,14 +159,18 @@ impl Node {
     }
 
     /// Put a message in a client's queue; a full queue disconnects it.
-    fn queue_to_client(&mut self, id: ClientId, msg: &ServerMsg) {
+    fn queue_to_client<T: serde::Serialize>(&mut self, id: ClientId, msg: &T) {
         let Some(c) = self.clients.get(&id) else { return };
         let frame = match ctl::encode_frame(msg) {
             Ok(f) => f,
             Err(e) => return error!(client = id, "cannot encode a message for a client: {e}"),
         };
         if c.tx.try_send(frame).is_err() {
-            warn!(client = id, port = ?c.port, "client cannot keep up ({CLIENT_QUEUE} messages queued): disconnected");
+            let gab_port = c.gab_port.map(char::from);
+            warn!(client = id, llt_port = ?c.port, ?gab_port, pid = ?c.pid, "client cannot keep up ({CLIENT_QUEUE} messages queued): disconnected");
+            if let Some(g) = self.gab.as_mut().filter(|_| gab_port.is_some()) {
+                g.counters.clients_disconnected_slow += 1;
+            }
             self.remove_client(id);
         }
     }
@@ -162,7 +203,15 @@ impl Node {
             while let Some(e) = core.poll_event() {
                 events.push(e);
             }
-            if transmits.is_empty() && events.is_empty() {
+            let now = self.now();
+            let (gab_sent, to_clients) = match (self.gab.as_mut(), self.core.as_mut()) {
+                (Some(g), Some(core)) => g.pump(now, core),
+                _ => (false, Vec::new()),
+            };
+            for (id, m) in to_clients {
+                self.queue_to_client(id, &m);
+            }
+            if transmits.is_empty() && events.is_empty() && !gab_sent {
                 break;
             }
             for t in &transmits {
@@ -182,7 +231,7 @@ impl Node {
             // Acks arrive with frames; waiting senders retry on any progress.
             self.window_opened.notify_waiters();
         }
-        let next = self.core.as_ref().and_then(|c| c.poll_timeout());
+        let next = self.next_deadline();
         if let Some(n) = next {
             if self.timer_target.is_none_or(|t| n < t) {
                 self.timer_target = Some(n);
@@ -224,16 +273,28 @@ impl Node {
                     LinkState::Trouble => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} in trouble: nothing heard for peertrouble"),
                     LinkState::Down => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} is DOWN: nothing heard for peerinact"),
                 }
+                let now = self.now();
+                if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_ref()) {
+                    g.llt_link_state(now, core, peer);
+                }
                 self.broadcast_bound(ServerMsg::LinkState { peer, link, state });
             }
             Event::PeerUp { peer } => {
                 let peer_name = self.node_name(peer);
                 info!(node, peer, %peer_name, "peer {peer_name} is OPEN");
+                let now = self.now();
+                if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_ref()) {
+                    g.llt_peer_up(now, core, peer);
+                }
                 self.broadcast_bound(ServerMsg::PeerUp { peer });
             }
             Event::PeerDown { peer, reason } => {
                 let peer_name = self.node_name(peer);
                 warn!(node, peer, %peer_name, ?reason, "peer {peer_name} is DOWN ({reason:?})");
+                let now = self.now();
+                if let Some(g) = self.gab.as_mut() {
+                    g.llt_peer_down(now, peer);
+                }
                 self.broadcast_bound(ServerMsg::PeerDown { peer, reason });
             }
             Event::Deliver { peer, port: ECHO_PORT, data } => {
@@ -243,6 +304,13 @@ impl Node {
                         // A full window drops the answer: the pinger times out.
                         let _ = core.send(now, Dest::Node(to), ECHO_PORT, &reply);
                     }
+                }
+            }
+            Event::Deliver { peer, port: gab::LLT_PORT, data } => {
+                let now = self.now();
+                match self.gab.as_mut() {
+                    Some(g) => g.llt_deliver(now, peer, &data),
+                    None => self.dropped_no_port += 1,
                 }
             }
             Event::Deliver { peer, port, data } => match self.ports.get(&port) {
@@ -282,9 +350,23 @@ impl Node {
         Ok(())
     }
 
-    /// `lltconfig -U`: close links, forget peers. Bound clients stay
+    /// `lltconfig -U` from an administrator: refused while GAB runs on top
+    /// (VCS's LLT refuses too; `gabconfig -U` first).
+    pub fn unconfigure_llt(&mut self) -> Result<(), String> {
+        if self.gab.is_some() {
+            return Err("LLT is in use by GAB: run gabconfig -U first".into());
+        }
+        self.unconfigure();
+        Ok(())
+    }
+
+    /// Close links, forget peers (GAB goes too). Bound clients stay
     /// connected and see nothing more until the next configure.
     pub fn unconfigure(&mut self) {
+        if self.gab.take().is_some() {
+            warn!(node = self.my_id(), "GAB stopped: LLT is going down under it");
+            self.drop_gab_clients();
+        }
         for t in self.link_tasks.drain(..) {
             t.abort();
         }
@@ -334,6 +416,9 @@ impl Node {
     pub fn bind(&mut self, id: ClientId, port: u8) -> Result<(), String> {
         if port == ECHO_PORT {
             return Err(format!("port {ECHO_PORT} is reserved for LLT's echo service"));
+        }
+        if port == gab::LLT_PORT {
+            return Err(format!("port {} is reserved for GAB", gab::LLT_PORT));
         }
         if let Some(&owner) = self.ports.get(&port) {
             if owner != id {
@@ -440,4 +525,166 @@ pub async fn ping(shared: &Shared, peer: NodeId, count: u32, size: usize) -> Res
         }
     }
     Ok(rtts)
+}
+
+// ----- GAB ------------------------------------------------------------------
+
+impl Node {
+    /// `gabconfig -c -n N`.
+    pub fn gab_configure(&mut self, seed_n: u32) -> Result<(), String> {
+        if self.gab.is_some() {
+            return Err("GAB is already configured (run gabconfig -U first)".into());
+        }
+        if seed_n == 0 {
+            return Err("seed count -n must be at least 1".into());
+        }
+        let now = self.now();
+        let core = self.core.as_ref().ok_or("LLT is not configured: run lltconfig -c first")?;
+        let incarnation = crate::incarnation::next();
+        let g = GabHost::new(now, core, seed_n, incarnation);
+        info!(node = core.node_id(), seed_n, incarnation, "GAB configured: no membership until {seed_n} nodes see each other (or gabconfig -x)");
+        self.gab = Some(g);
+        self.flush();
+        Ok(())
+    }
+
+    /// `gabconfig -U`: refused while clients hold ports.
+    pub fn gab_unconfigure(&mut self) -> Result<(), String> {
+        let g = self.gab.as_ref().ok_or("GAB is not configured")?;
+        if g.has_clients() {
+            let st = g.status(self.now(), |_| 0);
+            let ports: String = st.clients.iter().map(|c| c.port as char).collect();
+            return Err(format!("ports in use ({ports}): stop their clients first"));
+        }
+        let now = self.now();
+        if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_mut()) {
+            g.core.leave();
+            g.pump(now, core);
+        }
+        self.gab = None;
+        self.flush();
+        info!(node = self.my_id(), "GAB unconfigured: this node left the cluster membership");
+        Ok(())
+    }
+
+    fn gab_mut(&mut self) -> Result<&mut GabHost, String> {
+        self.gab.as_mut().ok_or_else(|| "GAB is not configured (gabconfig -c -n N)".to_string())
+    }
+
+    /// `gabconfig -x`.
+    pub fn gab_seed(&mut self) -> Result<(), String> {
+        let now = self.now();
+        let node = self.my_id();
+        self.gab_mut()?.core.seed(now);
+        warn!(node, "GAB seeded by hand (gabconfig -x)");
+        self.flush();
+        Ok(())
+    }
+
+    /// `gabconfig -t MS`.
+    pub fn gab_set_stable_timeout(&mut self, ms: u32) -> Result<(), String> {
+        let now = self.now();
+        let node = self.my_id();
+        self.gab_mut()?.set_stable_timeout(now, ms);
+        info!(node, stable_timeout_ms = ms, "GAB stable timeout changed");
+        self.flush();
+        Ok(())
+    }
+
+    pub fn gab_status(&self) -> gab::ctl::GabStatus {
+        match &self.gab {
+            Some(g) => g.status(self.now(), |id| self.clients.get(&id).map_or(0, |c| CLIENT_QUEUE - c.tx.capacity())),
+            None => gab::ctl::GabStatus {
+                configured: false,
+                node: self.my_id(),
+                seed_n: 0,
+                seeded: false,
+                stable_timeout_ms: 0,
+                ports: Vec::new(),
+                clients: Vec::new(),
+                counters: Default::default(),
+                core_state: String::new(),
+            },
+        }
+    }
+
+    pub fn gab_register(&mut self, id: ClientId, port: Port, heartbeat: Option<gab::ctl::Heartbeat>) -> Result<(), String> {
+        let now = self.now();
+        let c = self.clients.get(&id).ok_or("unknown client")?;
+        if let Some(p) = c.gab_port {
+            return Err(format!("this connection already holds port {}", p as char));
+        }
+        let pid = c.pid;
+        self.gab_mut()?.register(now, id, pid, port, heartbeat)?;
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.gab_port = Some(port);
+        }
+        self.flush();
+        Ok(())
+    }
+
+    fn client_gab_port(&self, id: ClientId) -> Result<Port, String> {
+        self.clients.get(&id).and_then(|c| c.gab_port).ok_or_else(|| "register a port first".to_string())
+    }
+
+    /// Broadcast or unicast for a client. WouldBlock goes back to the
+    /// caller, which waits for GAB to order what is pending.
+    pub fn gab_send(&mut self, id: ClientId, dest: Option<NodeId>, data: Vec<u8>) -> Result<(), gab::core::GabError> {
+        let now = self.now();
+        let Ok(port) = self.client_gab_port(id) else { return Err(gab::core::GabError::NotRegistered(b'?')) };
+        let Some(g) = self.gab.as_mut() else { return Err(gab::core::GabError::NotRegistered(port)) };
+        match dest {
+            None => g.broadcast(now, port, data),
+            Some(d) => g.unicast(now, port, d, data),
+        }
+    }
+
+    pub fn gab_heartbeat(&mut self, id: ClientId) {
+        let now = self.now();
+        if let Ok(port) = self.client_gab_port(id) {
+            if let Some(g) = self.gab.as_mut() {
+                g.heartbeat(now, port);
+            }
+        }
+    }
+
+    pub fn gab_send_failed(&mut self, id: ClientId, msg: gab::ctl::GabServerMsg) {
+        self.queue_to_client(id, &msg);
+    }
+
+    pub fn gab_respond(&mut self, id: ClientId, r: gab::ctl::GabResponse) {
+        self.queue_to_client(id, &gab::ctl::GabServerMsg::Response(r));
+    }
+
+    /// GAB went away under its clients: close their connections so they
+    /// notice (HAD restarts itself and waits for GAB).
+    fn drop_gab_clients(&mut self) {
+        let ids: Vec<ClientId> = self.clients.iter().filter(|(_, c)| c.gab_port.is_some()).map(|(&id, _)| id).collect();
+        for id in ids {
+            self.remove_client(id);
+        }
+    }
+
+    /// Signal a hung client (pid from its socket's credentials).
+    fn punish(&mut self, p: Punish) {
+        let (id, pid, sig, kill) = match p {
+            Punish::Abort { id, pid, .. } => (id, pid, libc::SIGABRT, false),
+            Punish::Kill { id, pid, .. } => (id, pid, libc::SIGKILL, true),
+        };
+        match pid {
+            // SAFETY: kill(2) has no memory effects; the pid came from
+            // SO_PEERCRED of a connection that is still open.
+            Some(pid) if pid > 1 => unsafe {
+                libc::kill(pid as libc::pid_t, sig);
+            },
+            _ => warn!(client = id, "hung client has no known pid: only its connection is closed"),
+        }
+        if kill || pid.is_none() {
+            if let Some(c) = self.clients.get_mut(&id) {
+                // Its port is already closed in GAB: do not close it twice.
+                c.gab_port = None;
+            }
+            self.remove_client(id);
+        }
+    }
 }

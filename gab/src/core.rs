@@ -107,6 +107,12 @@ pub struct Gab {
     frozen: Option<Attempt>,
     next_seq: u64,
     log: BTreeMap<u64, Ordered>,
+    /// Payload bytes in `log` (on the leader: ordered, not yet stable).
+    log_bytes: usize,
+    /// Leader: submissions waiting until enough of the log is stable.
+    held: VecDeque<(SubmitId, Body)>,
+    /// Member: payload bytes delivered since the last ack.
+    unacked_bytes: usize,
     // Leader side.
     leader_next: u64,
     acks: BTreeMap<NodeId, u64>,
@@ -138,6 +144,9 @@ impl Gab {
             frozen: None,
             next_seq: 1,
             log: BTreeMap::new(),
+            log_bytes: 0,
+            held: VecDeque::new(),
+            unacked_bytes: 0,
             leader_next: 1,
             acks: BTreeMap::new(),
             stable: 0,
@@ -163,6 +172,18 @@ impl Gab {
     }
     pub fn is_seeded(&self) -> bool {
         self.seeded
+    }
+    /// Whether a submission now would be refused with WouldBlock.
+    pub fn would_block(&self) -> bool {
+        self.pending.len() >= self.cfg.max_pending
+    }
+    pub fn config(&self) -> &GabConfig {
+        &self.cfg
+    }
+    /// `gabconfig -t`: takes effect for peers already down too.
+    pub fn set_stable_timeout(&mut self, now: Time, t: Dur) {
+        self.cfg.stable_timeout = t;
+        self.evaluate(now);
     }
     /// Current generation and members of port a.
     pub fn membership(&self) -> Option<(u64, BTreeSet<NodeId>)> {
@@ -260,11 +281,26 @@ impl Gab {
             GabMsg::Propose { attempt, members } => self.on_propose(now, from, attempt, members),
             GabMsg::State(s) => self.on_state(now, from, *s),
             GabMsg::Install(i) => self.on_install(now, from, *i),
+            GabMsg::Leave => {
+                // Not a candidate until it says hello again (a new life).
+                if let Some(p) = self.peers.get_mut(&from) {
+                    p.hello = false;
+                }
+            }
         }
         self.evaluate(now);
     }
 
     // ----- inputs from clients and the administrator -----------------------
+
+    /// `gabconfig -U`: tell every peer this GAB stops; the caller drops
+    /// the core after handing these messages to LLT.
+    pub fn leave(&mut self) {
+        let targets: Vec<NodeId> = self.peers.iter().filter(|(_, p)| p.llt_up).map(|(&id, _)| id).collect();
+        for id in targets {
+            self.send(Dest::Node(id), &GabMsg::Leave);
+        }
+    }
 
     /// `gabconfig -x`: seed now, with whoever is here.
     pub fn seed(&mut self, now: Time) {
@@ -328,13 +364,53 @@ impl Gab {
 
     // ----- ordering inside a view ------------------------------------------
 
-    fn on_submit(&mut self, _now: Time, _from: NodeId, gen: u64, id: SubmitId, body: Body) {
+    fn on_submit(&mut self, _now: Time, from: NodeId, gen: u64, id: SubmitId, body: Body) {
         let Some(v) = &self.view else { return };
         // A submission for another view is resubmitted by its origin after
         // the install; ordering it here could duplicate it.
         if v.gen != gen || v.leader != self.cfg.node || self.frozen.is_some() {
             return;
         }
+        // LLT reset the channel from this member since the view began:
+        // submissions it sent before the reset may be lost, and this one
+        // may follow that gap. Ordering it would let the exactly-once map
+        // skip the lost ones forever (found by the simulator: a member
+        // that never left the view lost 40 broadcasts). A reset always
+        // brings a view change; the origin resubmits everything
+        // undelivered after it, in order.
+        if self.peers.get(&from).is_some_and(|p| p.reset) {
+            return;
+        }
+        // Flow control: the unstable part of the log is what a view change
+        // must carry (in State and Install messages), so it stays bounded;
+        // submissions wait here, in arrival order, until members ack.
+        if !self.held.is_empty() || self.unstable_full() {
+            self.held.push_back((id, body));
+            return;
+        }
+        self.order(id, body);
+    }
+
+    fn unstable_full(&self) -> bool {
+        self.leader_next.saturating_sub(self.stable) >= MAX_UNSTABLE_MSGS || self.log_bytes >= MAX_UNSTABLE_BYTES
+    }
+
+    /// Leader: order held submissions as far as stability allows.
+    fn release_held(&mut self) {
+        // A frozen view orders nothing more (its tail goes into the fill).
+        if self.frozen.is_some() || self.view.as_ref().is_none_or(|v| v.leader != self.cfg.node) {
+            return;
+        }
+        while !self.held.is_empty() && !self.unstable_full() {
+            let (id, body) = self.held.pop_front().expect("not empty");
+            self.order(id, body);
+        }
+    }
+
+    /// Leader: give a submission the next place in the total order.
+    fn order(&mut self, id: SubmitId, body: Body) {
+        let Some(v) = &self.view else { return };
+        let gen = v.gen;
         let msg = Ordered { gen, seq: self.leader_next, id, body };
         self.leader_next += 1;
         let members: Vec<NodeId> = v.members.iter().copied().filter(|&m| m != self.cfg.node).collect();
@@ -355,6 +431,9 @@ impl Gab {
             // LLT is FIFO per peer: anything else is a stale duplicate.
             return;
         }
+        let size = body_size(&msg.body);
+        self.log_bytes += size;
+        self.unacked_bytes += size;
         self.log.insert(msg.seq, msg.clone());
         self.deliver(msg);
         self.prune(stable);
@@ -416,7 +495,8 @@ impl Gab {
             entry.0 = gen;
             let members = entry.1.clone();
             if self.my_ports.contains(&port) || node == self.cfg.node {
-                self.events.push_back(GabEvent::Membership { port, gen, members, jeopardy: BTreeSet::new(), lost_in_jeopardy: BTreeSet::new() });
+                let jeopardy = self.jeopardy().intersection(&members).copied().collect();
+                self.events.push_back(GabEvent::Membership { port, gen, members, jeopardy, lost_in_jeopardy: BTreeSet::new() });
             }
         }
     }
@@ -427,7 +507,9 @@ impl Gab {
         }
         while let Some((&s, _)) = self.log.first_key_value() {
             if s < self.stable {
-                self.log.pop_first();
+                if let Some((_, m)) = self.log.pop_first() {
+                    self.log_bytes -= body_size(&m.body);
+                }
             } else {
                 break;
             }
@@ -437,10 +519,11 @@ impl Gab {
     /// Members report progress so the leader can declare messages stable.
     fn maybe_ack(&mut self) {
         let Some(v) = &self.view else { return };
-        if self.next_seq < self.last_ack_sent + 32 {
+        if self.next_seq < self.last_ack_sent + ACK_EVERY_MSGS && self.unacked_bytes < ACK_EVERY_BYTES {
             return;
         }
         self.last_ack_sent = self.next_seq;
+        self.unacked_bytes = 0;
         let (gen, leader, next) = (v.gen, v.leader, self.next_seq);
         if leader == self.cfg.node {
             self.acks.insert(leader, next);
@@ -455,6 +538,7 @@ impl Gab {
         let min = v.members.iter().map(|m| self.acks.get(m).copied().unwrap_or(0)).min().unwrap_or(0);
         if min > self.stable {
             self.prune(min);
+            self.release_held();
         }
     }
 
@@ -639,6 +723,10 @@ impl Gab {
         self.next_seq = 1;
         self.leader_next = 1;
         self.log.clear();
+        self.log_bytes = 0;
+        // Their origins resubmit them to the new leader.
+        self.held.clear();
+        self.unacked_bytes = 0;
         self.acks.clear();
         self.stable = 0;
         self.last_ack_sent = 0;
@@ -651,18 +739,25 @@ impl Gab {
         let lost_in_jeopardy: BTreeSet<NodeId> = lost.intersection(&self.jeopardy_at_loss).copied().collect();
         self.jeopardy_at_loss.clear();
         let jeopardy = self.jeopardy();
-        self.events.push_back(GabEvent::Membership { port: PORT_A, gen: i.gen, members: i.members.clone(), jeopardy, lost_in_jeopardy });
+        self.events.push_back(GabEvent::Membership {
+            port: PORT_A,
+            gen: i.gen,
+            members: i.members.clone(),
+            jeopardy: jeopardy.clone(),
+            lost_in_jeopardy: lost_in_jeopardy.clone(),
+        });
         // Client ports: everyone learns the same memberships and gens.
         let old_ports = std::mem::replace(&mut self.ports, i.ports);
         for (&port, (gen, members)) in &self.ports {
             let before = old_ports.get(&port).map(|(_, m)| m.clone()).unwrap_or_default();
             if self.my_ports.contains(&port) && (before != *members || lost.iter().any(|l| before.contains(l))) {
+                // HAD watches its own port: it needs the jeopardy facts too.
                 self.events.push_back(GabEvent::Membership {
                     port,
                     gen: *gen,
                     members: members.clone(),
-                    jeopardy: BTreeSet::new(),
-                    lost_in_jeopardy: BTreeSet::new(),
+                    jeopardy: jeopardy.intersection(members).copied().collect(),
+                    lost_in_jeopardy: lost_in_jeopardy.intersection(&before).copied().collect(),
                 });
             }
         }
@@ -726,6 +821,21 @@ impl Gab {
 
     fn send(&mut self, to: Dest, m: &GabMsg) {
         self.out.push_back((to, msg::encode(m)));
+    }
+}
+
+/// Members ack this often (in messages or payload bytes, whichever first);
+/// the leader holds new submissions while the unstable log is this large.
+/// Acks come well inside the limits, so holding never waits forever.
+const ACK_EVERY_MSGS: u64 = 32;
+const ACK_EVERY_BYTES: usize = 128 * 1024;
+const MAX_UNSTABLE_MSGS: u64 = 4096;
+const MAX_UNSTABLE_BYTES: usize = 2 * 1024 * 1024;
+
+fn body_size(b: &Body) -> usize {
+    match b {
+        Body::Broadcast { data, .. } | Body::Unicast { data, .. } => data.len() + 16,
+        Body::PortJoin { .. } | Body::PortLeave { .. } => 16,
     }
 }
 

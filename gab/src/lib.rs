@@ -11,6 +11,9 @@
 //! into membership changes and resynchronises in the view change).
 
 pub mod core;
+pub mod ctl;
+pub mod frag;
+pub mod lltsim;
 pub mod msg;
 pub mod sim;
 

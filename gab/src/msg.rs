@@ -83,6 +83,9 @@ pub enum GabMsg {
     Propose { attempt: Attempt, members: BTreeSet<NodeId> },
     State(Box<State>),
     Install(Box<Install>),
+    /// `gabconfig -U`: the sender's GAB stops (its LLT stays up), so peers
+    /// drop it from their candidates at once instead of waiting for LLT.
+    Leave,
 }
 
 /// Peer messages are at most this large once encoded.

@@ -183,12 +183,18 @@ impl Client {
     }
 
     pub fn send(&mut self, msg: &ClientMsg) -> Result<(), CtlError> {
+        self.send_any(msg)
+    }
+
+    /// Send any serializable message (GAB's socket uses the same framing
+    /// with its own message types).
+    pub fn send_any<T: Serialize>(&mut self, msg: &T) -> Result<(), CtlError> {
         self.stream.write_all(&encode_frame(msg)?)?;
         Ok(())
     }
 
     /// Write several messages in one system call (throughput tools).
-    pub fn send_batch(&mut self, msgs: &[ClientMsg]) -> Result<(), CtlError> {
+    pub fn send_batch<T: Serialize>(&mut self, msgs: &[T]) -> Result<(), CtlError> {
         let mut buf = Vec::new();
         for m in msgs {
             buf.extend_from_slice(&encode_frame(m)?);
@@ -199,6 +205,11 @@ impl Client {
 
     /// Next message from the daemon (blocking).
     pub fn recv(&mut self) -> Result<ServerMsg, CtlError> {
+        self.recv_any()
+    }
+
+    /// Next message of any type from the daemon (blocking).
+    pub fn recv_any<T: for<'de> Deserialize<'de>>(&mut self) -> Result<T, CtlError> {
         loop {
             if let Some(len) = frame_len(&self.rbuf[self.roff..])? {
                 let start = self.roff + 4;

@@ -24,3 +24,8 @@ pub fn llthosts() -> PathBuf { under_root("/etc/llthosts") }
 pub fn run_dir() -> PathBuf { under_root("/run/ha") }
 /// Control socket of clusterd's LLT part (lltconfig, lltstat, lltmsg).
 pub fn llt_socket() -> PathBuf { run_dir().join("llt.sock") }
+/// Client socket of clusterd's GAB part (gabconfig, GAB clients such as HAD).
+pub fn gab_socket() -> PathBuf { run_dir().join("gab.sock") }
+/// Where GAB keeps its incarnation counter (it must grow across restarts).
+pub fn gab_incarnation() -> PathBuf { under_root("/var/lib/ha/gab.incarnation") }
+pub fn gabtab() -> PathBuf { under_root("/etc/gabtab") }
