@@ -344,3 +344,29 @@ fn node_killed_mid_stream_survivors_deliver_the_same() {
         }
     });
 }
+
+/// A client that stops reading is disconnected once its queue is full,
+/// with a logged reason; its port closes everywhere and the sender and
+/// the other receivers never lose a message.
+#[test]
+fn client_that_stops_reading_is_disconnected_not_starved_silently() {
+    with_deadline(Duration::from_secs(120), || {
+        let c = Cluster::start("gslow", spec(2)).unwrap();
+        c.gab_start_all(2).unwrap();
+        c.wait_port(&[1, 2], A, &[0, 1], Duration::from_secs(10)).unwrap();
+        let mut sleeper = c.gab_client(1).unwrap();
+        assert_eq!(sleeper.request(GabRequest::Register { port: b'z', heartbeat: None }).unwrap(), GabResponse::Ok);
+        let sender = c.gabmsg(2, "sender", b'z', &["--node", "1", "--count", "30000", "--size", "1000", "--wait-members", "2", "--expect", "30000", "--digest"]).unwrap();
+        let st = sender.wait_exit(Duration::from_secs(90)).unwrap_or_else(|| panic!("sender did not finish\n{}", c.describe_gab()));
+        assert!(st.success(), "{}", sender.log_tail(10));
+        assert!(sender.stdout().contains("digest deliveries=30000 "), "{}", sender.stdout());
+        let log = c.daemon(1).unwrap().log_tail(300);
+        assert!(log.contains("client cannot keep up") && log.contains("disconnected"), "{log}");
+        assert_eq!(c.gab_status(1).unwrap().counters.clients_disconnected_slow, 1);
+        // Its port closed (the sender has left port z too by now).
+        for i in [1, 2] {
+            assert!(c.port_view(i, b'z').unwrap().is_none_or(|(_, m)| !m.contains(&0)), "{}", c.describe_gab());
+        }
+        drop(sleeper);
+    });
+}
