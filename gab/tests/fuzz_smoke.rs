@@ -10,12 +10,13 @@ use llt::time::{Dur, Time};
 fn sample(rng: &mut Rng) -> GabMsg {
     let id = SubmitId { origin: rng.below(4) as u8, inc: 1, lseq: rng.below(50) };
     let body = Body::Broadcast { port: b'h', data: vec![rng.next_u32() as u8; rng.below(40) as usize] };
-    match rng.below(6) {
+    match rng.below(7) {
         0 => GabMsg::Hello { seeded: rng.chance(50), gen: None, attempt: (rng.below(5), rng.below(4) as u8) },
         1 => GabMsg::Submit { gen: rng.below(3), id, body },
         2 => GabMsg::Ordered { msg: Ordered { gen: rng.below(3), seq: rng.below(10), id, body }, stable: rng.below(10) },
         3 => GabMsg::Ack { gen: rng.below(3), next: rng.below(10) },
         4 => GabMsg::Propose { attempt: (rng.below(5), rng.below(4) as u8), members: (0..rng.below(4) as u8).collect() },
+        5 => GabMsg::Leave,
         _ => GabMsg::Hello { seeded: true, gen: Some(rng.below(3)), attempt: (0, 0) },
     }
 }
@@ -51,4 +52,38 @@ fn gab_messages_never_panic() {
     }
     assert_eq!(g.dropped_malformed, undecodable, "every undecodable message is counted");
     assert!(undecodable > 1000 && undecodable < 100_000);
+}
+
+/// The client socket's messages and GAB's chunks over LLT: mutated and
+/// truncated input decodes to an error or a value, never a panic, and a
+/// length prefix cannot make the decoder allocate beyond the frame limit.
+#[test]
+fn client_messages_and_chunks_never_panic() {
+    use gab::ctl::{GabClientMsg, GabRequest, GabServerMsg, Heartbeat};
+    let mut rng = Rng::new(11);
+    let samples = [
+        GabClientMsg::Request(GabRequest::Register { port: b'h', heartbeat: Some(Heartbeat::default()) }),
+        GabClientMsg::Request(GabRequest::Configure { seed_n: 3 }),
+        GabClientMsg::Broadcast { data: vec![7; 100] },
+        GabClientMsg::Unicast { dest: 2, data: vec![1; 10] },
+        GabClientMsg::Heartbeat,
+    ];
+    let mut errors = 0;
+    let mut reassembly = gab::frag::Reassembly::default();
+    for i in 0..50_000u32 {
+        let mut b = llt::ctl::encode_frame(&samples[i as usize % samples.len()]).unwrap().split_off(4);
+        for _ in 0..rng.below(4) {
+            if !b.is_empty() {
+                let k = rng.below(b.len() as u64) as usize;
+                b[k] = rng.next_u32() as u8;
+            }
+        }
+        if i % 4 == 0 {
+            b.truncate(rng.below(b.len() as u64 + 1) as usize);
+        }
+        errors += llt::ctl::decode_body::<GabClientMsg>(&b).is_err() as u32;
+        let _ = llt::ctl::decode_body::<GabServerMsg>(&b);
+        let _ = reassembly.push((i % 3) as u8, &b);
+    }
+    assert!(errors > 1000, "mutations produce errors: {errors}");
 }

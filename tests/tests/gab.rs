@@ -238,9 +238,12 @@ fn gabconfig_on_a_live_cluster() {
         let out = c.gabconfig(1, &["-a", "-json"]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("gabconfig -a -json prints JSON");
         assert_eq!(v["seeded"], serde_json::json!(true));
+        let out = c.gabconfig(1, &["-t", "700"]).unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let out = c.gabconfig(1, &["-l"]).unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(text.contains("Gab Seed Count (-n)") && text.contains("port q"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("Stable Timeout") && l.ends_with(": 700")), "{text}");
         // Messages round trip: a broadcast comes back to its sender.
         cl.send(&GabClientMsg::Broadcast { data: b"hello".to_vec() }).unwrap();
         cl.stream().set_read_timeout(Some(Duration::from_secs(5))).unwrap();
