@@ -63,14 +63,16 @@ pub async fn accept_loop<P: Protocol>(shared: Shared, listener: UnixListener) {
 fn start_client<P: Protocol>(shared: Shared, stream: UnixStream, id: ClientId, pid: Option<u32>) {
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-    let writer = tokio::task::spawn_local(write_loop(wr, rx));
+    let writer = tokio::task::spawn_local(write_loop(shared.clone(), id, wr, rx));
     let reader = tokio::task::spawn_local(read_loop::<P>(shared.clone(), rd, id));
-    shared.borrow_mut().add_client(id, Client { tx, port: None, gab_port: None, pid, tasks: vec![writer.abort_handle(), reader.abort_handle()] });
+    let client = Client { tx, port: None, gab_port: None, pid, last_write: std::time::Instant::now(), tasks: vec![writer.abort_handle(), reader.abort_handle()] };
+    shared.borrow_mut().add_client(id, client);
     debug!(client = id, socket = P::NAME, ?pid, "client connected");
 }
 
-/// Writes queued frames, coalescing whatever is ready into one write.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// Writes queued frames, coalescing whatever is ready into one write, and
+/// tells the node how far behind the client still is.
+async fn write_loop(shared: Shared, id: ClientId, mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut buf = Vec::new();
     while let Some(first) = rx.recv().await {
         buf.clear();
@@ -84,6 +86,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
         if wr.write_all(&buf).await.is_err() {
             return;
         }
+        shared.borrow_mut().client_wrote(id, rx.len());
     }
 }
 

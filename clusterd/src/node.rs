@@ -35,8 +35,25 @@ pub struct Client {
     pub gab_port: Option<Port>,
     /// From the socket's peer credentials.
     pub pid: Option<u32>,
+    /// When the writer last got a batch out to the client.
+    pub last_write: Instant,
     pub tasks: Vec<tokio::task::AbortHandle>,
 }
+
+impl Client {
+    fn queued(&self) -> usize {
+        CLIENT_QUEUE - self.tx.capacity()
+    }
+}
+
+/// A GAB client with more deliveries than this queued makes GAB hold its
+/// acks (cluster-wide backpressure); below the low mark they flow again.
+const BUSY_HIGH: usize = 4096;
+const BUSY_LOW: usize = 1024;
+/// A client behind by more than `BUSY_HIGH` whose writer got nothing out
+/// for this long is not slow but stuck: disconnected, so one dead reader
+/// does not hold the whole cluster forever.
+const STUCK_CLIENT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Node {
     start: Instant,
@@ -58,6 +75,10 @@ pub struct Node {
     pub echo: Echo,
     pub gab: Option<GabHost>,
     next_client: ClientId,
+    /// Some GAB client is behind: GAB holds acks; checked every second
+    /// for a stuck client.
+    gab_busy: bool,
+    busy_check: Option<Time>,
 }
 
 impl Node {
@@ -79,6 +100,8 @@ impl Node {
             echo: Echo::default(),
             gab: None,
             next_client: 1,
+            gab_busy: false,
+            busy_check: None,
         }
     }
 
@@ -99,6 +122,10 @@ impl Node {
     fn next_deadline(&self) -> Option<Time> {
         let llt = self.core.as_ref().and_then(|c| c.poll_timeout());
         let gab = self.gab.as_ref().and_then(|g| g.poll_timeout());
+        let gab = match (gab, self.busy_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (llt, gab) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -117,7 +144,70 @@ impl Node {
                 self.punish(p);
             }
         }
+        if self.busy_check.is_some_and(|t| now >= t) {
+            self.busy_check = None;
+            self.disconnect_stuck_clients();
+        }
         self.flush();
+    }
+
+    /// The writer of client `id` got a batch out; `queued` remain.
+    pub fn client_wrote(&mut self, id: ClientId, queued: usize) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.last_write = Instant::now();
+        }
+        if self.gab_busy && queued < BUSY_LOW {
+            self.update_gab_pressure();
+            if !self.gab_busy {
+                self.flush();
+            }
+        }
+    }
+
+    /// Hold GAB's acks while any of its clients is far behind.
+    fn update_gab_pressure(&mut self) {
+        let Some(g) = self.gab.as_mut() else { return };
+        let gab_clients = self.clients.values().filter(|c| c.gab_port.is_some());
+        let busy = if self.gab_busy {
+            gab_clients.clone().any(|c| c.queued() >= BUSY_LOW)
+        } else {
+            gab_clients.clone().any(|c| c.queued() > BUSY_HIGH)
+        };
+        if busy != self.gab_busy {
+            self.gab_busy = busy;
+            let behind: Vec<(char, usize)> = gab_clients.filter_map(|c| Some((char::from(c.gab_port?), c.queued()))).collect();
+            if busy {
+                info!(node = self.cfg.as_ref().map_or(0, |c| c.node_id), ?behind, "a GAB client is behind on its deliveries: holding acks (the cluster slows down to its pace)");
+            } else {
+                info!(node = self.cfg.as_ref().map_or(0, |c| c.node_id), "GAB clients caught up: acks flow again");
+            }
+            g.core.set_receiver_busy(busy);
+        }
+        if self.gab_busy && self.busy_check.is_none() {
+            self.busy_check = Some(self.now() + llt::time::Dur::from_millis(1000));
+        }
+    }
+
+    fn disconnect_stuck_clients(&mut self) {
+        let stuck: Vec<(ClientId, usize)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.gab_port.is_some() && c.queued() > BUSY_HIGH && c.last_write.elapsed() >= STUCK_CLIENT)
+            .map(|(&id, c)| (id, c.queued()))
+            .collect();
+        for (id, queued) in stuck {
+            let c = &self.clients[&id];
+            warn!(
+                client = id, gab_port = ?c.gab_port.map(char::from), pid = ?c.pid, queued,
+                "client cannot keep up: {queued} deliveries queued and none read for {} s; disconnected so the cluster can go on",
+                STUCK_CLIENT.as_secs()
+            );
+            if let Some(g) = self.gab.as_mut() {
+                g.counters.clients_disconnected_slow += 1;
+            }
+            self.remove_client(id);
+        }
+        self.update_gab_pressure();
     }
 
     pub fn next_client_id(&mut self) -> ClientId {
@@ -138,6 +228,7 @@ impl Node {
             if let (Some(p), Some(g)) = (c.gab_port, self.gab.as_mut()) {
                 let now = self.start.elapsed().as_micros() as u64;
                 g.client_gone(Time(now), p);
+                self.update_gab_pressure();
             }
             for t in c.tasks {
                 t.abort();
@@ -208,8 +299,12 @@ impl Node {
                 (Some(g), Some(core)) => g.pump(now, core),
                 _ => (false, Vec::new()),
             };
+            let delivered = !to_clients.is_empty();
             for (id, m) in to_clients {
                 self.queue_to_client(id, &m);
+            }
+            if delivered {
+                self.update_gab_pressure();
             }
             if transmits.is_empty() && events.is_empty() && !gab_sent {
                 break;
@@ -544,6 +639,7 @@ impl Node {
         let g = GabHost::new(now, core, seed_n, incarnation);
         info!(node = core.node_id(), seed_n, incarnation, "GAB configured: no membership until {seed_n} nodes see each other (or gabconfig -x)");
         self.gab = Some(g);
+        self.gab_busy = false;
         self.flush();
         Ok(())
     }
@@ -593,7 +689,7 @@ impl Node {
 
     pub fn gab_status(&self) -> gab::ctl::GabStatus {
         match &self.gab {
-            Some(g) => g.status(self.now(), |id| self.clients.get(&id).map_or(0, |c| CLIENT_QUEUE - c.tx.capacity())),
+            Some(g) => g.status(self.now(), |id| self.clients.get(&id).map_or(0, Client::queued)),
             None => gab::ctl::GabStatus {
                 configured: false,
                 node: self.my_id(),

@@ -51,7 +51,7 @@ impl GabConfig {
             seed_n,
             stable_timeout: Dur::from_millis(5000),
             propose_timeout: Dur::from_millis(1000),
-            max_pending: 4096,
+            max_pending: 512,
             incarnation,
         }
     }
@@ -113,6 +113,9 @@ pub struct Gab {
     held: VecDeque<(SubmitId, Body)>,
     /// Member: payload bytes delivered since the last ack.
     unacked_bytes: usize,
+    /// A local client is behind on its deliveries: hold acks, so the
+    /// leader (bounded by the unstable log) slows every sender down.
+    receiver_busy: bool,
     // Leader side.
     leader_next: u64,
     acks: BTreeMap<NodeId, u64>,
@@ -147,6 +150,7 @@ impl Gab {
             log_bytes: 0,
             held: VecDeque::new(),
             unacked_bytes: 0,
+            receiver_busy: false,
             leader_next: 1,
             acks: BTreeMap::new(),
             stable: 0,
@@ -453,7 +457,10 @@ impl Gab {
         }
         self.delivered.insert(id.origin, (id.inc, id.lseq));
         if id.origin == self.cfg.node {
-            self.pending.retain(|(p, _)| (p.inc, p.lseq) > (id.inc, id.lseq));
+            // Pending is in submission order: what is delivered is a prefix.
+            while self.pending.front().is_some_and(|(p, _)| (p.inc, p.lseq) <= (id.inc, id.lseq)) {
+                self.pending.pop_front();
+            }
         }
         let me = self.cfg.node;
         match msg.body {
@@ -516,10 +523,31 @@ impl Gab {
         }
     }
 
+    /// The host's clients are behind (or caught up again). While busy this
+    /// node acks nothing, so the cluster's unstable log fills and every
+    /// sender gets backpressure: the cluster goes at the pace of its
+    /// slowest reader, as CPG does, instead of queueing without bound.
+    pub fn set_receiver_busy(&mut self, busy: bool) {
+        if self.receiver_busy == busy {
+            return;
+        }
+        self.receiver_busy = busy;
+        if !busy {
+            self.ack(true);
+        }
+    }
+
     /// Members report progress so the leader can declare messages stable.
     fn maybe_ack(&mut self) {
+        self.ack(false);
+    }
+
+    fn ack(&mut self, now_anyway: bool) {
         let Some(v) = &self.view else { return };
-        if self.next_seq < self.last_ack_sent + ACK_EVERY_MSGS && self.unacked_bytes < ACK_EVERY_BYTES {
+        if self.receiver_busy || self.next_seq <= self.last_ack_sent {
+            return;
+        }
+        if !now_anyway && self.next_seq < self.last_ack_sent + ACK_EVERY_MSGS && self.unacked_bytes < ACK_EVERY_BYTES {
             return;
         }
         self.last_ack_sent = self.next_seq;
@@ -829,8 +857,8 @@ impl Gab {
 /// Acks come well inside the limits, so holding never waits forever.
 const ACK_EVERY_MSGS: u64 = 32;
 const ACK_EVERY_BYTES: usize = 128 * 1024;
-const MAX_UNSTABLE_MSGS: u64 = 4096;
-const MAX_UNSTABLE_BYTES: usize = 2 * 1024 * 1024;
+const MAX_UNSTABLE_MSGS: u64 = 1024;
+const MAX_UNSTABLE_BYTES: usize = 1024 * 1024;
 
 fn body_size(b: &Body) -> usize {
     match b {

@@ -68,9 +68,16 @@ pub enum GabRequest {
 pub enum GabClientMsg {
     Request(GabRequest),
     /// To every member of the port, this node included, in the total order.
-    Broadcast { data: Vec<u8> },
+    Broadcast {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// To one member of the port, ordered with this node's broadcasts.
-    Unicast { dest: NodeId, data: Vec<u8> },
+    Unicast {
+        dest: NodeId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     Heartbeat,
 }
 
@@ -100,7 +107,14 @@ pub enum GabServerMsg {
     Membership(MembershipMsg),
     /// A message in the total order: `origin` sent it, `lseq` counts its
     /// submissions in the life `inc` of its daemon.
-    Deliver { origin: NodeId, inc: u32, lseq: u64, unicast: bool, data: Vec<u8> },
+    Deliver {
+        origin: NodeId,
+        inc: u32,
+        lseq: u64,
+        unicast: bool,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     SendFailed { error: String },
     /// The port's members reachable over one LLT link changed. Local
     /// knowledge from this node's LLT, not a membership change and not in

@@ -17,8 +17,17 @@ pub struct SubmitId {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
-    Broadcast { port: Port, data: Vec<u8> },
-    Unicast { port: Port, dest: NodeId, data: Vec<u8> },
+    Broadcast {
+        port: Port,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    Unicast {
+        port: Port,
+        dest: NodeId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     PortJoin { port: Port },
     PortLeave { port: Port },
 }

@@ -48,7 +48,11 @@ pub enum Request {
 pub enum ClientMsg {
     Request(Request),
     /// Data for the reliable channel (after `Bind`; the port is the bound one).
-    Send { dest: Dest, data: Vec<u8> },
+    Send {
+        dest: Dest,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +68,11 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
     Response(Response),
-    Deliver { peer: NodeId, data: Vec<u8> },
+    Deliver {
+        peer: NodeId,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     PeerUp { peer: NodeId },
     PeerDown { peer: NodeId, reason: DownReason },
     LinkState { peer: NodeId, link: LinkId, state: LinkState },

@@ -45,7 +45,9 @@ impl ClusterSpec {
 }
 
 pub struct Cluster {
-    pub lab: Lab,
+    /// Shared so that another stack (Corosync in the benchmark) can run on
+    /// the same namespaces while this cluster is mutated.
+    pub lab: std::sync::Arc<Lab>,
     pub spec: ClusterSpec,
     daemons: Vec<Option<Proc>>,
 }
@@ -60,7 +62,7 @@ impl Cluster {
     /// until each node sees every other OPEN on all links.
     pub fn start(hint: &str, spec: ClusterSpec) -> Result<Cluster> {
         let lab = Lab::new(hint, LabSpec { nodes: spec.nodes, segments: spec.segments, mtu: 1500 })?;
-        let mut c = Cluster { lab, spec, daemons: Vec::new() };
+        let mut c = Cluster { lab: std::sync::Arc::new(lab), spec, daemons: Vec::new() };
         for i in 1..=c.spec.nodes {
             c.write_config(i, i - 1, c.spec.cluster_id)?;
         }

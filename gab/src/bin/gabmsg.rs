@@ -137,8 +137,9 @@ struct JoinArgs {
     /// per-origin counts, rate, latency percentiles (VCS spelling: -json).
     #[arg(long)]
     json: bool,
-    /// Write one line per delivered gabmsg payload: `NODE INDEX LATENCY_NS`
-    /// (NODE as the sender's --node gave it), for cross-node aggregation.
+    /// Write one line per delivered gabmsg payload: `NODE INDEX LATENCY_NS
+    /// SENT_NS` (NODE as the sender's --node gave it; SENT_NS its
+    /// CLOCK_MONOTONIC send time), for cross-node aggregation.
     #[arg(long, value_name = "PATH")]
     latency_file: Option<PathBuf>,
 
@@ -697,7 +698,7 @@ impl Join<'_> {
                 }
                 if let Some((p, lat)) = self.received.deliver(origin, inc, lseq, unicast, &data, now_ns) {
                     if let Some(f) = &mut self.latency_file {
-                        if let Err(e) = writeln!(f, "{} {} {lat}", p.node, p.index) {
+                        if let Err(e) = writeln!(f, "{} {} {lat} {}", p.node, p.index, p.sent_ns) {
                             cli::die(PROG, format!("writing the latency file: {e}"));
                         }
                     }
