@@ -23,6 +23,7 @@
 pub mod capture;
 pub mod cluster;
 pub mod cmd;
+pub mod corosync;
 pub mod gab;
 pub mod lab;
 pub mod proc;
