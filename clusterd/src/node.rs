@@ -48,8 +48,8 @@ impl Client {
 
 /// A GAB client with more deliveries than this queued makes GAB hold its
 /// acks (cluster-wide backpressure); below the low mark they flow again.
-const BUSY_HIGH: usize = 4096;
-const BUSY_LOW: usize = 1024;
+const BUSY_HIGH: usize = 1024;
+const BUSY_LOW: usize = 256;
 /// A client behind by more than `BUSY_HIGH` whose writer got nothing out
 /// for this long is not slow but stuck: disconnected, so one dead reader
 /// does not hold the whole cluster forever.

@@ -855,8 +855,8 @@ impl Gab {
 /// Members ack this often (in messages or payload bytes, whichever first);
 /// the leader holds new submissions while the unstable log is this large.
 /// Acks come well inside the limits, so holding never waits forever.
-const ACK_EVERY_MSGS: u64 = 32;
-const ACK_EVERY_BYTES: usize = 128 * 1024;
+const ACK_EVERY_MSGS: u64 = 16;
+const ACK_EVERY_BYTES: usize = 32 * 1024;
 const MAX_UNSTABLE_MSGS: u64 = 1024;
 const MAX_UNSTABLE_BYTES: usize = 1024 * 1024;
 

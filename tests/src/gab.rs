@@ -157,8 +157,10 @@ fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
 }
 
 impl Cluster {
-    /// Flood `port` from every node in `nodes` (see [`GabFlood`]).
-    pub fn gab_flood(&self, nodes: &[usize], port: Port, msgs_per_node: u64, size: usize, deadline: Duration) -> Result<GabFlood> {
+    /// Flood `port` from every node in `nodes` (see [`GabFlood`]); each
+    /// sender keeps at most `window` of its messages undelivered (0: as
+    /// many as GAB's backpressure lets through).
+    pub fn gab_flood(&self, nodes: &[usize], port: Port, msgs_per_node: u64, size: usize, window: u64, deadline: Duration) -> Result<GabFlood> {
         let total = msgs_per_node * nodes.len() as u64;
         let ticks0: Vec<Option<u64>> = nodes.iter().map(|&i| self.daemon(i).and_then(|d| cpu_ticks(d.pid()))).collect();
         let t0 = std::time::Instant::now();
@@ -167,11 +169,11 @@ impl Cluster {
         for &i in nodes {
             let file = self.lab.dir().join(format!("gab-flood-{}-n{i}.lat", port as char));
             let _ = std::fs::remove_file(&file);
-            let (node, count, sz, members, expect) =
-                ((i - 1).to_string(), msgs_per_node.to_string(), size.to_string(), nodes.len().to_string(), total.to_string());
+            let (node, count, sz, members, expect, win) =
+                ((i - 1).to_string(), msgs_per_node.to_string(), size.to_string(), nodes.len().to_string(), total.to_string(), window.to_string());
             let args = [
-                "--node", &node, "--count", &count, "--size", &sz, "--wait-members", &members, "--expect", &expect, "--latency-file",
-                file.to_str().unwrap_or_default(),
+                "--node", &node, "--count", &count, "--size", &sz, "--wait-members", &members, "--expect", &expect, "--window", &win,
+                "--latency-file", file.to_str().unwrap_or_default(),
             ];
             procs.push(self.gabmsg(i, &format!("flood{i}"), port, &args)?);
             files.push(file);

@@ -34,7 +34,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const PROG: &str = "gabmsg";
@@ -107,6 +107,11 @@ struct JoinArgs {
     /// smooth).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
+    /// Keep at most this many of our own messages sent but not yet
+    /// delivered back (a closed loop, like CPG's TRY_AGAIN): send times
+    /// then measure GAB, not a queue in front of it. 0: no limit.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    window: u64,
     /// Start sending once a membership of the port has at least this many
     /// members (1: just this node).
     #[arg(long, default_value_t = 1, value_name = "K")]
@@ -600,6 +605,7 @@ fn spawn_heartbeat(writer: Writer, hung: Arc<AtomicBool>, interval: Duration) {
 
 struct SendPlan {
     node: NodeId,
+    window: u64,
     count: u64,
     size: usize,
     rate: Option<f64>,
@@ -607,9 +613,15 @@ struct SendPlan {
     unicast_to: Option<NodeId>,
 }
 
-fn spawn_sender(writer: Writer, hung: Arc<AtomicBool>, sent: Arc<AtomicU64>, plan: SendPlan) {
+/// Our own messages delivered back to us, for `--window`.
+type OwnDelivered = Arc<(Mutex<u64>, Condvar)>;
+
+fn spawn_sender(writer: Writer, hung: Arc<AtomicBool>, sent: Arc<AtomicU64>, own: OwnDelivered, plan: SendPlan) {
     std::thread::spawn(move || {
-        let batch = batch_size(plan.rate, plan.batch);
+        let mut batch = batch_size(plan.rate, plan.batch);
+        if plan.window > 0 {
+            batch = batch.min(plan.window);
+        }
         let start = Instant::now();
         let mut msgs = Vec::with_capacity(batch as usize);
         let mut i = 0;
@@ -622,6 +634,13 @@ fn spawn_sender(writer: Writer, hung: Arc<AtomicBool>, sent: Arc<AtomicU64>, pla
                 hang_forever();
             }
             let end = (i + batch).min(plan.count);
+            if plan.window > 0 {
+                let (lock, cv) = &*own;
+                let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while end - *done > plan.window {
+                    done = cv.wait(done).unwrap_or_else(|e| e.into_inner());
+                }
+            }
             let now = monotonic_ns();
             msgs.clear();
             msgs.extend((i..end).map(|index| {
@@ -675,6 +694,7 @@ struct Join<'a> {
     sent: Arc<AtomicU64>,
     /// Set while the sender waits for --wait-members; taken when it starts.
     pending_sender: Option<Box<dyn FnOnce() + 'a>>,
+    own: OwnDelivered,
 }
 
 impl Join<'_> {
@@ -697,6 +717,11 @@ impl Join<'_> {
                     cli::print(PROG, &format!("{}\n", deliver_line(origin, lseq, data.len(), unicast)));
                 }
                 if let Some((p, lat)) = self.received.deliver(origin, inc, lseq, unicast, &data, now_ns) {
+                    if self.a.window > 0 && p.node == u32::from(self.a.node) {
+                        let (lock, cv) = &*self.own;
+                        *lock.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                        cv.notify_one();
+                    }
                     if let Some(f) = &mut self.latency_file {
                         if let Err(e) = writeln!(f, "{} {} {lat} {}", p.node, p.index, p.sent_ns) {
                             cli::die(PROG, format!("writing the latency file: {e}"));
@@ -772,8 +797,9 @@ fn join(a: &JoinArgs) {
     if let Some(hb) = &heartbeat {
         spawn_heartbeat(writer.clone(), hung.clone(), heartbeat_interval(hb));
     }
+    let own: OwnDelivered = Arc::new((Mutex::new(0), Condvar::new()));
     let pending_sender: Option<Box<dyn FnOnce()>> = (a.count > 0).then(|| {
-        let (writer, hung, sent) = (writer.clone(), hung.clone(), sent.clone());
+        let (writer, hung, sent, own) = (writer.clone(), hung.clone(), sent.clone(), own.clone());
         let plan = SendPlan {
             node: a.node,
             count: a.count,
@@ -781,11 +807,12 @@ fn join(a: &JoinArgs) {
             rate: a.rate.filter(|&r| r > 0.0),
             batch: a.batch,
             unicast_to: a.unicast_to,
+            window: a.window,
         };
-        Box::new(move || spawn_sender(writer, hung, sent, plan)) as Box<dyn FnOnce()>
+        Box::new(move || spawn_sender(writer, hung, sent, own, plan)) as Box<dyn FnOnce()>
     });
 
-    let mut join = Join { a, start, received: Received::new(), latency_file, sent, pending_sender };
+    let mut join = Join { a, start, received: Received::new(), latency_file, sent, pending_sender, own };
     for m in early {
         join.handle(m);
     }

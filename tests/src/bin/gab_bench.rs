@@ -53,6 +53,11 @@ struct Args {
     /// GAB only.
     #[arg(long)]
     no_corosync: bool,
+    /// Each GAB sender keeps at most this many of its messages undelivered
+    /// (gabmsg --window; 0: no limit). Corosync's client is closed-loop
+    /// too: CPG answers TRY_AGAIN when its queue is full.
+    #[arg(long, default_value_t = 128)]
+    window: u64,
     /// LLT links (lab segments) per node; Corosync gets the same number of
     /// knet links.
     #[arg(long, default_value_t = 2)]
@@ -153,7 +158,7 @@ fn run(args: &Args, log: &dyn Fn(String)) -> Result<Report> {
         log(format!("Corosync: {}", s.config));
     }
     for r in 1..=args.runs {
-        let f = c.gab_flood(&all, b'f', args.count, args.size, Duration::from_secs(300))?;
+        let f = c.gab_flood(&all, b'f', args.count, args.size, args.window, Duration::from_secs(300))?;
         log(format!(
             "  round {r} GAB: {:.0} msgs/s ({:.1} MB/s), latency p50 {:.0} µs p99 {:.0} µs max {:.0} µs, clusterd CPU {}{}",
             f.msgs_per_sec,
