@@ -263,3 +263,39 @@ fn too_many_unordered_submissions_push_back_until_ordered() {
     let now = net.now;
     assert!(net.g(0).broadcast(now, H, vec![2]).is_ok());
 }
+
+/// Regression (found by the LLT+GAB simulator, `gab::sim` seed 426): LLT
+/// resets the channel between a member and the leader while another member
+/// is down but still within the stable timeout, so the leader waits instead
+/// of proposing at once. A submission the member sent before the reset is
+/// lost with the old channel; the one it sends after must not be ordered
+/// ahead of it, or the exactly-once map skips the lost one forever.
+#[test]
+fn submission_after_a_channel_reset_waits_for_the_view_change() {
+    let mut net = Net::new(3, 3);
+    for i in 0..3 {
+        let now = net.now;
+        net.g(i).register(now, H);
+    }
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.connect(1, 2);
+    // Node 1 goes away: a member for the stable timeout, nobody proposes.
+    net.disconnect(0, 1);
+    net.disconnect(1, 2);
+    let now = net.now;
+    net.g(2).broadcast(now, H, b"first".to_vec()).unwrap();
+    // LLT loses it with the old channel and reports the reset to both ends.
+    while net.g(2).poll_send().is_some() {}
+    net.g(0).llt_peer_down(now, 2);
+    net.g(2).llt_peer_down(now, 0);
+    net.g(0).llt_peer_up(now, 2);
+    net.g(2).llt_peer_up(now, 0);
+    net.g(2).broadcast(now, H, b"second".to_vec()).unwrap();
+    net.settle();
+    net.advance(Dur::from_millis(5100));
+    assert_eq!(net.members(0), Some(set(&[0, 2])));
+    let both = vec![(b"first".to_vec(), false), (b"second".to_vec(), false)];
+    assert_eq!(net.delivered(2), both, "node 2 delivers both of its messages, in order");
+    assert_eq!(net.delivered(0), both, "and so does the leader");
+}

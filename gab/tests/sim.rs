@@ -43,3 +43,16 @@ fn quiet_cluster_forms_one_view_and_keeps_it() {
         assert_eq!(r.views, 4, "seed {seed}: views changed without faults");
     }
 }
+
+/// Regression: in these seeds LLT resets the channel between a member and
+/// the leader while another member is down but within the stable timeout;
+/// the leader used to order the member's next submissions at once, and the
+/// exactly-once map then skipped the ones lost with the old channel forever
+/// (found by the no-loss check; fixed in `Gab::on_submit`).
+#[test]
+fn regression_submissions_lost_in_a_channel_reset_are_resubmitted() {
+    for seed in [426, 471, 619] {
+        let r = GabSim::run(seed, GabSimParams::default());
+        assert_eq!(r.violation, None, "seed {seed}");
+    }
+}

@@ -78,12 +78,119 @@ pub struct SimReport {
     pub violation: Option<String>,
 }
 
+/// A frame on its way through the simulated network.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct InFlight {
-    to: usize,
-    link: LinkId,
-    from: usize,
-    frame: Vec<u8>,
+pub struct InFlight {
+    pub to: usize,
+    pub link: LinkId,
+    pub from: usize,
+    pub frame: Vec<u8>,
+}
+
+/// The simulated links between N nodes, shared by every simulator that
+/// runs real LLT cores (`llt::sim`, `gab::lltsim`): per link a segment that
+/// can go down, a loss rate and an extra delay; per (from, to, link) a
+/// one-way block; every frame gets 20..20+`jitter` us of delay (frames sent
+/// close together reorder) and, with `dup_pct`, may be duplicated. Node
+/// `i`'s address on link `l` is [`addr`]`(i, l)`.
+pub struct Network {
+    pub nodes: usize,
+    /// Segment of each link down: nothing passes.
+    pub seg_down: Vec<bool>,
+    /// One-way blocks (from, to, link); the value counts overlapping
+    /// blocks for callers that nest them.
+    pub blocked: BTreeMap<(usize, usize, LinkId), u32>,
+    /// Loss per link, percent.
+    pub loss: Vec<u32>,
+    /// Extra delay per link.
+    pub delay: Vec<Dur>,
+    /// Chance in percent that a frame is duplicated.
+    pub dup_pct: u32,
+    /// Random delay on top of 20 us.
+    pub jitter: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Time, u64, InFlight)>>,
+}
+
+impl Network {
+    pub fn new(nodes: usize, links: usize, dup_pct: u32, jitter: u64) -> Network {
+        Network {
+            nodes,
+            seg_down: vec![false; links],
+            blocked: BTreeMap::new(),
+            loss: vec![0; links],
+            delay: vec![Dur::ZERO; links],
+            dup_pct,
+            jitter,
+            seq: 0,
+            queue: BinaryHeap::new(),
+        }
+    }
+
+    /// Add one block of from -> to on a link (nested blocks count).
+    pub fn block(&mut self, from: usize, to: usize, link: LinkId) {
+        *self.blocked.entry((from, to, link)).or_insert(0) += 1;
+    }
+
+    /// Remove one block of from -> to on a link.
+    pub fn unblock(&mut self, from: usize, to: usize, link: LinkId) {
+        if let Some(c) = self.blocked.get_mut(&(from, to, link)) {
+            *c -= 1;
+            if *c == 0 {
+                self.blocked.remove(&(from, to, link));
+            }
+        }
+    }
+
+    /// Whether frames from -> to pass on a link (loss aside).
+    pub fn passes(&self, from: usize, to: usize, link: LinkId) -> bool {
+        !self.seg_down[link as usize] && !self.blocked.contains_key(&(from, to, link))
+    }
+
+    /// Put a frame a node transmitted on the network at `now`.
+    pub fn route(&mut self, rng: &mut Rng, now: Time, from: usize, link: LinkId, dst: Dst, frame: Vec<u8>) {
+        for to in 0..self.nodes {
+            if to == from {
+                continue;
+            }
+            if let Dst::To(a) = dst {
+                if a != addr(to, link) {
+                    continue;
+                }
+            }
+            if !self.passes(from, to, link) {
+                continue;
+            }
+            if rng.chance(self.loss[link as usize]) {
+                continue;
+            }
+            let copies = if self.dup_pct > 0 && rng.chance(self.dup_pct) { 2 } else { 1 };
+            for _ in 0..copies {
+                let delay = Dur(20 + rng.below(self.jitter)) + self.delay[link as usize];
+                self.seq += 1;
+                let pkt = InFlight { to, link, from, frame: frame.clone() };
+                self.queue.push(Reverse((now + delay, self.seq, pkt)));
+            }
+        }
+    }
+
+    /// When the next frame arrives.
+    pub fn next_arrival(&self) -> Option<Time> {
+        self.queue.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// The next frame due by `now`, if any.
+    pub fn pop_due(&mut self, now: Time) -> Option<InFlight> {
+        if self.next_arrival()? > now {
+            return None;
+        }
+        self.queue.pop().map(|Reverse((_, _, pkt))| pkt)
+    }
+
+    /// Frames in flight.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,13 +218,9 @@ pub struct Sim {
     p: SimParams,
     rng: Rng,
     now: Time,
-    seq: u64,
-    queue: BinaryHeap<Reverse<(Time, u64, InFlight)>>,
+    net: Network,
     nodes: Vec<Option<Core>>,
     boots: Vec<u64>,
-    seg_down: Vec<bool>,
-    blocked: BTreeMap<(usize, usize, LinkId), bool>,
-    loss: Vec<u32>,
     faults: Vec<(Time, Fault)>,
     next_send: Vec<Time>,
     /// Truth: when a unicast frame from `from` last reached `to` on a link.
@@ -128,7 +231,8 @@ pub struct Sim {
     trace: bool,
 }
 
-fn addr(node: usize, link: LinkId) -> LinkAddr {
+/// Node `node`'s address on `link` in the simulated network.
+pub fn addr(node: usize, link: LinkId) -> LinkAddr {
     LinkAddr::Mac([2, 0, 0, 0, link, node as u8])
 }
 
@@ -150,13 +254,9 @@ impl Sim {
         let mut sim = Sim {
             rng: Rng::new(seed ^ 0x5EED),
             now: Time::ZERO,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            net: Network::new(n, p.links, if p.faults { 2 } else { 0 }, if p.faults { 500 } else { 50 }),
             nodes: (0..n).map(|_| None).collect(),
             boots: vec![0; n],
-            seg_down: vec![false; p.links],
-            blocked: BTreeMap::new(),
-            loss: vec![0; p.links],
             faults: Vec::new(),
             next_send: vec![Time::from_millis(500); n],
             last_rx: BTreeMap::new(),
@@ -239,7 +339,7 @@ impl Sim {
         let end = Time(sim.p.duration.as_micros());
         sim.run_until(end, true);
         // Heal: every fault is undone by the schedule; restart the dead.
-        sim.blocked.clear();
+        sim.net.blocked.clear();
         for i in 0..sim.nodes.len() {
             if sim.nodes[i].is_none() {
                 sim.boot(i);
@@ -277,8 +377,8 @@ impl Sim {
     fn next_time(&self) -> Option<Time> {
         let mut t: Option<Time> = None;
         let mut take = |x: Time| t = Some(t.map_or(x, |y: Time| y.min(x)));
-        if let Some(Reverse((at, _, _))) = self.queue.peek() {
-            take(*at);
+        if let Some(at) = self.net.next_arrival() {
+            take(at);
         }
         for c in self.nodes.iter().flatten() {
             if let Some(d) = c.poll_timeout() {
@@ -323,11 +423,7 @@ impl Sim {
             let (_, f) = self.faults.remove(0);
             self.apply(f);
         }
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > now {
-                break;
-            }
-            let Reverse((_, _, pkt)) = self.queue.pop().expect("peeked");
+        while let Some(pkt) = self.net.pop_due(now) {
             self.deliver(pkt);
         }
         for i in 0..self.nodes.len() {
@@ -356,15 +452,15 @@ impl Sim {
             eprintln!("{:>10} fault {f:?}", self.now.as_micros());
         }
         match f {
-            Fault::SegmentDown(l) => self.seg_down[l as usize] = true,
-            Fault::SegmentUp(l) => self.seg_down[l as usize] = false,
+            Fault::SegmentDown(l) => self.net.seg_down[l as usize] = true,
+            Fault::SegmentUp(l) => self.net.seg_down[l as usize] = false,
             Fault::Block(a, b, l) => {
-                self.blocked.insert((a, b, l), true);
+                self.net.blocked.insert((a, b, l), 1);
             }
             Fault::Unblock(a, b, l) => {
-                self.blocked.remove(&(a, b, l));
+                self.net.blocked.remove(&(a, b, l));
             }
-            Fault::Loss(l, pct) => self.loss[l as usize] = pct,
+            Fault::Loss(l, pct) => self.net.loss[l as usize] = pct,
             Fault::Crash(n) => {
                 self.nodes[n] = None;
                 // A receiver that crashed lost what it had not delivered:
@@ -432,30 +528,7 @@ impl Sim {
     }
 
     fn route(&mut self, from: usize, link: LinkId, dst: Dst, frame: Vec<u8>) {
-        for to in 0..self.nodes.len() {
-            if to == from {
-                continue;
-            }
-            if let Dst::To(a) = dst {
-                if a != addr(to, link) {
-                    continue;
-                }
-            }
-            if self.seg_down[link as usize] || self.blocked.contains_key(&(from, to, link)) {
-                continue;
-            }
-            if self.rng.chance(self.loss[link as usize]) {
-                continue;
-            }
-            let copies = if self.p.faults && self.rng.chance(2) { 2 } else { 1 };
-            for _ in 0..copies {
-                // 20..520 us: frames on one link reorder when sent close together.
-                let delay = Dur(20 + self.rng.below(if self.p.faults { 500 } else { 50 }));
-                self.seq += 1;
-                let pkt = InFlight { to, link, from, frame: frame.clone() };
-                self.queue.push(Reverse((self.now + delay, self.seq, pkt)));
-            }
-        }
+        self.net.route(&mut self.rng, self.now, from, link, dst, frame);
     }
 
     fn deliver(&mut self, pkt: InFlight) {

@@ -458,7 +458,7 @@ impl Core {
                 // Only our side renews: the peer may not have noticed
                 // anything and keeps its session, which stays valid; it will
                 // reset its half when it sees our new one.
-                p.my_session = self.rng.nonzero();
+                p.my_session = next_session(p.my_session);
                 p.reset_channel(max_message);
                 self.events.push_back(Event::PeerDown { peer: p.id, reason: DownReason::Inactive });
             }
@@ -729,6 +729,23 @@ impl Core {
         let cp = self.cfg.channel;
         let peer = peer_entry(&mut self.peers, &mut self.rng, &self.cfg, h.src);
         peer.seen = true;
+        // A frame of an older session of the peer's current life, delayed
+        // in the network: a node that has just started never had it, so it
+        // is not among the retired ones, and taking it for a new session
+        // would retire the current one and drop the peer's frames for good
+        // (found by the LLT+GAB simulator: a restarted node got its peer's
+        // renewed session first, then a frame of the one before over a
+        // slower link, and never heard that peer again). Sessions of one
+        // life only grow; frames of an earlier life cannot arrive this late
+        // (a new life listens for dupwait before it sends unicasts).
+        if peer.peer_session != 0
+            && h.nonce == peer.nonce
+            && h.session != peer.peer_session
+            && channel::seq_diff(h.session, peer.peer_session) < 0
+        {
+            self.stats.rcv_stale_session += 1;
+            return;
+        }
         peer.nonce = h.nonce;
         // A frame of a session the peer already left, delayed in the
         // network: it must not drag the channel back.
@@ -819,6 +836,16 @@ impl Core {
             }
             MsgType::Announce => {}
         }
+    }
+}
+
+/// The session after `s` when we renew ours with a peer: larger in serial
+/// order (never 0, which means "not known yet"), so the peer can tell a
+/// delayed frame of an earlier session of ours from a new one.
+fn next_session(s: u32) -> u32 {
+    match s.wrapping_add(1) {
+        0 => 1,
+        n => n,
     }
 }
 
