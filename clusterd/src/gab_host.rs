@@ -1,17 +1,18 @@
-//! GAB hosted in the daemon: the glue between LLT's core and GAB's core
-//! (peer events, link counts, deliveries on LLT port 1, GAB messages
-//! waiting for LLT's window) and GAB's local clients (one per port, with
-//! heartbeats). Pure bookkeeping: the node does the I/O and the signals.
+//! GAB hosted in the daemon: GAB's core joined to LLT's by
+//! [`gab::lltsim::LltGlue`] (the glue the LLT+GAB simulator tests: peer
+//! events, link counts with the jeopardy grace, chunks on LLT port 1, a
+//! queue per peer for LLT's window), and GAB's local clients (one per port,
+//! with heartbeats). Pure bookkeeping: the node does the I/O and signals.
 
 use crate::node::ClientId;
 use gab::core::{Gab, GabConfig, GabError, GabEvent};
 use gab::ctl::{GabCounters, GabServerMsg, GabStatus, Heartbeat, LocalClient, MembershipMsg, PortStatus};
-use gab::frag::Reassembly;
-use gab::{Port, LLT_PORT, PORT_A};
-use llt::core::{Core, Dest, LinkState, SendError};
+use gab::lltsim::{LltGlue, Pumped};
+use gab::{Port, PORT_A};
+use llt::core::Core;
 use llt::time::{Dur, Time};
 use llt::NodeId;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 
 /// The local client of a port.
@@ -33,21 +34,12 @@ pub enum Punish {
 
 pub struct GabHost {
     pub core: Gab,
+    pub glue: LltGlue,
     node: NodeId,
     seed_n: u32,
-    /// GAB messages LLT's window to a peer could not take yet, in order:
-    /// GAB counts on LLT delivering everything to a peer that stays up.
-    backlog: BTreeMap<NodeId, VecDeque<Vec<u8>>>,
     ports: BTreeMap<Port, PortClient>,
     pub counters: GabCounters,
     last_jeopardy: BTreeSet<NodeId>,
-    reassembly: Reassembly,
-    /// Peers down to one link, and since when (not yet told to GAB).
-    one_link_since: BTreeMap<NodeId, Time>,
-    /// How long a peer must stay on one link before it is in jeopardy:
-    /// a node that dies silences all its links, and they time out a
-    /// heartbeat or so apart; that is a death, not a jeopardy.
-    jeopardy_grace: Dur,
 }
 
 fn ms(d: u32) -> Dur {
@@ -59,88 +51,38 @@ fn gen32(gen: u64) -> String {
 }
 
 impl GabHost {
-    /// `gabconfig -c -n N`, fed with what LLT already knows.
+    /// `gabconfig -c -n N`, told what LLT already knows.
     pub fn new(now: Time, llt: &Core, seed_n: u32, incarnation: u32) -> GabHost {
         let node = llt.node_id();
         let cfg = GabConfig::new(node, seed_n as usize, incarnation);
         let mut h = GabHost {
             core: Gab::new(cfg, now),
+            glue: LltGlue::new(),
             node,
             seed_n,
-            backlog: BTreeMap::new(),
             ports: BTreeMap::new(),
             counters: GabCounters::default(),
             last_jeopardy: BTreeSet::new(),
-            reassembly: Reassembly::default(),
-            one_link_since: BTreeMap::new(),
-            jeopardy_grace: Dur::from_millis(2 * 10 * llt.timers().heartbeatlo.max(llt.timers().heartbeat) as u64),
         };
-        for p in llt.peer_status() {
-            if p.open {
-                h.core.llt_peer_up(now, p.node);
-                h.set_links(now, llt, p.node);
-            }
-        }
+        h.glue.attach(now, llt, &mut h.core);
         h
-    }
-
-    /// Tell GAB how many links reach `peer`; a drop to one link is told
-    /// only once it lasted the jeopardy grace (see `tick`).
-    fn set_links(&mut self, now: Time, llt: &Core, peer: NodeId) {
-        let n = links_alive(llt, peer);
-        if n == 1 {
-            self.one_link_since.entry(peer).or_insert(now);
-            return;
-        }
-        self.one_link_since.remove(&peer);
-        self.core.llt_links(peer, n);
-    }
-
-    /// Peers on one link for the whole grace are in jeopardy now.
-    pub fn tick(&mut self, now: Time) {
-        let due: Vec<NodeId> = self.one_link_since.iter().filter(|(_, &t)| now.since(t) >= self.jeopardy_grace).map(|(&p, _)| p).collect();
-        for p in due {
-            self.one_link_since.remove(&p);
-            self.core.llt_links(p, 1);
-        }
     }
 
     pub fn set_stable_timeout(&mut self, now: Time, ms_: u32) {
         self.core.set_stable_timeout(now, ms(ms_));
     }
 
-    // ----- LLT to GAB --------------------------------------------------------
-
-    pub fn llt_peer_up(&mut self, now: Time, llt: &Core, peer: NodeId) {
-        self.reassembly.reset(peer);
-        self.core.llt_peer_up(now, peer);
-        self.set_links(now, llt, peer);
-    }
-
-    pub fn llt_peer_down(&mut self, now: Time, peer: NodeId) {
-        // Whatever waited for this peer is gone with its session; GAB
-        // resynchronises it in the next view change.
-        self.backlog.remove(&peer);
-        self.reassembly.reset(peer);
-        self.one_link_since.remove(&peer);
-        self.core.llt_peer_down(now, peer);
-    }
-
-    pub fn llt_link_state(&mut self, now: Time, llt: &Core, peer: NodeId) {
-        if llt.is_open(peer) {
-            self.set_links(now, llt, peer);
-        }
-    }
-
-    pub fn llt_deliver(&mut self, now: Time, from: NodeId, data: &[u8]) {
-        match self.reassembly.push(from, data) {
-            Ok(Some(msg)) => self.core.llt_deliver(now, from, &msg),
-            Ok(None) => {}
-            Err(e) => {
-                self.counters.dropped_chunks += 1;
-                warn!(node = self.node, peer = from, "GAB message chunk from node {from} dropped: {e}");
-            }
-        }
+    /// Move everything between LLT and GAB (see `LltGlue::pump`): returns
+    /// the frames for the links and LLT's events other than GAB's own
+    /// deliveries, for the node to log and pass to LLT clients.
+    pub fn pump(&mut self, now: Time, llt: &mut Core) -> Pumped {
+        let p = self.glue.pump(now, llt, &mut self.core);
+        let st = self.glue.stats();
+        self.counters.llt_backlog = self.glue.backlog_total();
+        self.counters.dropped_chunks = st.dropped_chunks;
+        self.counters.llt_refused = st.too_large;
+        self.counters.dropped_malformed = self.core.dropped_malformed;
+        p
     }
 
     // ----- clients -----------------------------------------------------------
@@ -242,70 +184,23 @@ impl GabHost {
         out
     }
 
-    pub fn poll_timeout(&self) -> Option<Time> {
-        let grace = self.one_link_since.values().map(|&t| t + self.jeopardy_grace);
-        let hb = self.ports.values().filter(|c| c.heartbeat.is_some()).map(|c| c.next_signal).chain(grace).min();
-        match (self.core.poll_timeout(), hb) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// GAB's timers, the jeopardy grace and client heartbeats (LLT's own
+    /// timer is included too).
+    pub fn poll_timeout(&self, llt: &Core) -> Option<Time> {
+        let hb = self.ports.values().filter(|c| c.heartbeat.is_some()).map(|c| c.next_signal).min();
+        [self.glue.poll_timeout(llt, &self.core), hb].into_iter().flatten().min()
     }
 
-    // ----- GAB to LLT and to clients ----------------------------------------
+    // ----- GAB to clients -------------------------------------------------
 
-    /// Move GAB's messages into LLT (in order per peer, holding what the
-    /// window refuses) and GAB's events to clients. Returns whether LLT
-    /// got anything to send and the messages for clients.
-    pub fn pump(&mut self, now: Time, llt: &mut Core) -> (bool, Vec<(ClientId, GabServerMsg)>) {
-        let mut sent = false;
-        for (&peer, q) in self.backlog.iter_mut() {
-            while let Some(front) = q.front() {
-                match llt.send(now, Dest::Node(peer), LLT_PORT, front) {
-                    Ok(_) => {
-                        sent = true;
-                        q.pop_front();
-                    }
-                    Err(SendError::WouldBlock) => break,
-                    Err(_) => {
-                        q.clear();
-                        break;
-                    }
-                }
-            }
-        }
-        self.backlog.retain(|_, q| !q.is_empty());
-        while let Some((dest, msg)) = self.core.poll_send() {
-            let peers: Vec<NodeId> = match dest {
-                Dest::Node(p) => vec![p],
-                Dest::All => llt.peer_status().iter().filter(|p| p.open).map(|p| p.node).collect(),
-            };
-            for chunk in gab::frag::split(&msg) {
-                for &peer in &peers {
-                    if let Some(q) = self.backlog.get_mut(&peer) {
-                        q.push_back(chunk.clone());
-                        continue;
-                    }
-                    match llt.send(now, Dest::Node(peer), LLT_PORT, &chunk) {
-                        Ok(_) => sent = true,
-                        Err(SendError::WouldBlock) => self.backlog.entry(peer).or_default().push_back(chunk.clone()),
-                        // Peer down or LLT stopped: GAB's view change covers it.
-                        Err(SendError::PeerDown(_) | SendError::NotRunning) => {}
-                        Err(e) => {
-                            self.counters.llt_refused += 1;
-                            warn!(node = self.node, peer, "LLT refused a GAB message for node {peer}: {e}");
-                        }
-                    }
-                }
-            }
-        }
-        self.counters.llt_backlog = self.backlog.values().map(VecDeque::len).sum();
-        self.counters.dropped_malformed = self.core.dropped_malformed;
+    /// GAB's events for clients (and the jeopardy notices).
+    pub fn client_messages(&mut self) -> Vec<(ClientId, GabServerMsg)> {
         let mut to_clients = Vec::new();
         while let Some(e) = self.core.poll_event() {
             self.on_event(e, &mut to_clients);
         }
         self.watch_jeopardy(&mut to_clients);
-        (sent, to_clients)
+        to_clients
     }
 
     fn on_event(&mut self, e: GabEvent, out: &mut Vec<(ClientId, GabServerMsg)>) {
@@ -408,12 +303,4 @@ impl GabHost {
             core_state: self.core.debug_state(),
         }
     }
-}
-
-/// Links to `peer` that still carry its heartbeats (UP or in trouble).
-fn links_alive(llt: &Core, peer: NodeId) -> usize {
-    llt.peer_status()
-        .iter()
-        .find(|p| p.node == peer)
-        .map_or(0, |p| p.links.iter().filter(|l| l.state != LinkState::Down).count())
 }

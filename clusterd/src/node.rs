@@ -121,7 +121,10 @@ impl Node {
 
     fn next_deadline(&self) -> Option<Time> {
         let llt = self.core.as_ref().and_then(|c| c.poll_timeout());
-        let gab = self.gab.as_ref().and_then(|g| g.poll_timeout());
+        let gab = match (&self.gab, &self.core) {
+            (Some(g), Some(core)) => g.poll_timeout(core),
+            _ => None,
+        };
         let gab = match (gab, self.busy_check) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -138,7 +141,8 @@ impl Node {
             c.handle_timeout(now);
         }
         if let Some(g) = self.gab.as_mut() {
-            g.tick(now);
+            // The glue's own deadline (jeopardy grace) is served by the
+            // pump in `flush`.
             g.core.handle_timeout(now);
             for p in g.check_heartbeats(now) {
                 self.punish(p);
@@ -285,19 +289,20 @@ impl Node {
         // Handling an event can queue more output (the echo service
         // answers at once): drain until the core is quiet.
         loop {
-            let Some(core) = self.core.as_mut() else { return };
-            let mut transmits = Vec::new();
-            while let Some(t) = core.poll_transmit() {
-                transmits.push(t);
-            }
-            let mut events = Vec::new();
-            while let Some(e) = core.poll_event() {
-                events.push(e);
-            }
             let now = self.now();
-            let (gab_sent, to_clients) = match (self.gab.as_mut(), self.core.as_mut()) {
-                (Some(g), Some(core)) => g.pump(now, core),
-                _ => (false, Vec::new()),
+            let Some(core) = self.core.as_mut() else { return };
+            // With GAB running, the glue takes LLT's events first (GAB's
+            // deliveries and peer changes) and hands back the rest.
+            let (transmits, events, to_clients) = match self.gab.as_mut() {
+                Some(g) => {
+                    let p = g.pump(now, core);
+                    (p.transmits, p.events, g.client_messages())
+                }
+                None => {
+                    let transmits: Vec<_> = std::iter::from_fn(|| core.poll_transmit()).collect();
+                    let events: Vec<_> = std::iter::from_fn(|| core.poll_event()).collect();
+                    (transmits, events, Vec::new())
+                }
             };
             let delivered = !to_clients.is_empty();
             for (id, m) in to_clients {
@@ -306,7 +311,7 @@ impl Node {
             if delivered {
                 self.update_gab_pressure();
             }
-            if transmits.is_empty() && events.is_empty() && !gab_sent {
+            if transmits.is_empty() && events.is_empty() {
                 break;
             }
             for t in &transmits {
@@ -368,28 +373,16 @@ impl Node {
                     LinkState::Trouble => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} in trouble: nothing heard for peertrouble"),
                     LinkState::Down => warn!(node, peer, %peer_name, link = %tag, "link to {peer_name} on {tag} is DOWN: nothing heard for peerinact"),
                 }
-                let now = self.now();
-                if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_ref()) {
-                    g.llt_link_state(now, core, peer);
-                }
                 self.broadcast_bound(ServerMsg::LinkState { peer, link, state });
             }
             Event::PeerUp { peer } => {
                 let peer_name = self.node_name(peer);
                 info!(node, peer, %peer_name, "peer {peer_name} is OPEN");
-                let now = self.now();
-                if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_ref()) {
-                    g.llt_peer_up(now, core, peer);
-                }
                 self.broadcast_bound(ServerMsg::PeerUp { peer });
             }
             Event::PeerDown { peer, reason } => {
                 let peer_name = self.node_name(peer);
                 warn!(node, peer, %peer_name, ?reason, "peer {peer_name} is DOWN ({reason:?})");
-                let now = self.now();
-                if let Some(g) = self.gab.as_mut() {
-                    g.llt_peer_down(now, peer);
-                }
                 self.broadcast_bound(ServerMsg::PeerDown { peer, reason });
             }
             Event::Deliver { peer, port: ECHO_PORT, data } => {
@@ -401,13 +394,9 @@ impl Node {
                     }
                 }
             }
-            Event::Deliver { peer, port: gab::LLT_PORT, data } => {
-                let now = self.now();
-                match self.gab.as_mut() {
-                    Some(g) => g.llt_deliver(now, peer, &data),
-                    None => self.dropped_no_port += 1,
-                }
-            }
+            // GAB's port while GAB is not configured (the glue takes it
+            // otherwise): nobody to deliver to.
+            Event::Deliver { port: gab::LLT_PORT, .. } => self.dropped_no_port += 1,
             Event::Deliver { peer, port, data } => match self.ports.get(&port) {
                 Some(&id) => self.queue_to_client(id, &ServerMsg::Deliver { peer, data }),
                 None => self.dropped_no_port += 1,
@@ -652,13 +641,12 @@ impl Node {
             let ports: String = st.clients.iter().map(|c| c.port as char).collect();
             return Err(format!("ports in use ({ports}): stop their clients first"));
         }
-        let now = self.now();
-        if let (Some(g), Some(core)) = (self.gab.as_mut(), self.core.as_mut()) {
+        if let Some(g) = self.gab.as_mut() {
             g.core.leave();
-            g.pump(now, core);
         }
-        self.gab = None;
+        // Hand the Leave messages to LLT before GAB goes.
         self.flush();
+        self.gab = None;
         info!(node = self.my_id(), "GAB unconfigured: this node left the cluster membership");
         Ok(())
     }
