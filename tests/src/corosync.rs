@@ -52,6 +52,7 @@
 //! share one kernel and no time namespace, so CLOCK_MONOTONIC is one clock
 //! for every node, the harness included ([`mono_ns`]).
 
+use crate::stats::percentile;
 use crate::cmd::{self, wait_until};
 use crate::{Lab, Proc};
 use anyhow::{anyhow, bail, Context, Result};
@@ -287,14 +288,6 @@ fn parse_watch(out: &str) -> Vec<WatchEvent> {
         }
     }
     v
-}
-
-/// Nearest-rank percentile of a sorted slice (the C client's definition).
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((p * (sorted.len() - 1) as f64) + 0.5) as usize]
 }
 
 /// A Corosync cluster on some nodes of a lab. Dropping it SIGKILLs every

@@ -149,13 +149,6 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn nearest_rank(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((p * (sorted.len() - 1) as f64) + 0.5) as usize]
-}
-
 impl Cluster {
     /// Flood `port` from every node in `nodes` (see [`GabFlood`]); each
     /// sender keeps at most `window` of its messages undelivered (0: as
@@ -226,8 +219,8 @@ impl Cluster {
             delivered_per_node,
             msgs_per_sec,
             mb_per_sec: msgs_per_sec * size as f64 / 1e6,
-            latency_p50_us: nearest_rank(&lat, 0.50) as f64 / 1e3,
-            latency_p99_us: nearest_rank(&lat, 0.99) as f64 / 1e3,
+            latency_p50_us: crate::stats::percentile(&lat, 0.50) as f64 / 1e3,
+            latency_p99_us: crate::stats::percentile(&lat, 0.99) as f64 / 1e3,
             latency_max_us: lat.last().copied().unwrap_or(0) as f64 / 1e3,
             delivered_everywhere: lat.len() as u64,
             elapsed_ms: elapsed_ns as f64 / 1e6,

@@ -28,6 +28,7 @@ pub mod gab;
 pub mod lab;
 pub mod proc;
 pub mod raw;
+pub mod stats;
 
 pub use cluster::{Cluster, ClusterSpec};
 pub use capture::{read_pcap, Capture, Frame};

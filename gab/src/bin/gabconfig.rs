@@ -6,7 +6,6 @@
 use clap::{CommandFactory, Parser};
 use gab::ctl::{self, GabClient, GabRequest, GabResponse, GabStatus};
 use llt::cli;
-use llt::ctl::CtlError;
 use std::io::{self, Write};
 
 const PROG: &str = "gabconfig";
@@ -201,22 +200,9 @@ fn main() {
 // ---------------------------------------------------------------------------
 // Talking to the daemon
 
-/// One readable line for an error on GAB's socket (llt's own texts name the
-/// LLT daemon).
-fn error_text(e: &CtlError) -> String {
-    match e {
-        CtlError::Connect { path, source } => format!("cannot reach GAB at {path}: {source} (is clusterd running?)"),
-        CtlError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-            format!("GAB did not answer within {} s", cli::REQUEST_TIMEOUT.as_secs())
-        }
-        CtlError::Io(io) => format!("connection to GAB: {io}"),
-        CtlError::Closed => "GAB closed the connection".into(),
-        other => other.to_string(),
-    }
-}
 
 fn connect() -> GabClient {
-    let client = GabClient::connect().unwrap_or_else(|e| cli::die(PROG, error_text(&e)));
+    let client = GabClient::connect().unwrap_or_else(|e| cli::die(PROG, gab::ctl::error_text(&e)));
     if let Err(e) = client.stream().set_read_timeout(Some(cli::REQUEST_TIMEOUT)) {
         cli::die(PROG, format!("connection to GAB: {e}"));
     }
@@ -224,7 +210,7 @@ fn connect() -> GabClient {
 }
 
 fn request(client: &mut GabClient, req: GabRequest) -> GabResponse {
-    client.request(req).unwrap_or_else(|e| cli::die(PROG, error_text(&e)))
+    client.request(req).unwrap_or_else(|e| cli::die(PROG, gab::ctl::error_text(&e)))
 }
 
 /// Dies because of an answer the caller cannot use.
@@ -323,7 +309,7 @@ mod tests {
     #[test]
     fn connect_errors_name_gab() {
         let e = CtlError::Connect { path: "/x/gab.sock".into(), source: io::Error::from(io::ErrorKind::NotFound) };
-        let text = error_text(&e);
+        let text = gab::ctl::error_text(&e);
         assert!(text.starts_with("cannot reach GAB at /x/gab.sock: "), "{text}");
         assert!(!text.contains('\n'));
     }

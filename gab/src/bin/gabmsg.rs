@@ -533,22 +533,9 @@ impl Received {
 // ---------------------------------------------------------------------------
 // Talking to the daemon
 
-/// One readable line for an error on GAB's socket (llt's own texts name the
-/// LLT daemon).
-fn error_text(e: &CtlError) -> String {
-    match e {
-        CtlError::Connect { path, source } => format!("cannot reach GAB at {path}: {source} (is clusterd running?)"),
-        CtlError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-            format!("GAB did not answer within {} s", cli::REQUEST_TIMEOUT.as_secs())
-        }
-        CtlError::Io(io) => format!("connection to GAB: {io}"),
-        CtlError::Closed => "GAB closed the connection".into(),
-        other => other.to_string(),
-    }
-}
 
 fn die_ctl(e: &CtlError) -> ! {
-    cli::die(PROG, error_text(e))
+    cli::die(PROG, gab::ctl::error_text(e))
 }
 
 /// The writing half of the connection, shared by the sender and the
@@ -651,7 +638,7 @@ fn spawn_sender(writer: Writer, hung: Arc<AtomicBool>, sent: Arc<AtomicU64>, own
                 }
             }));
             if let Err(e) = write_msgs(&writer, &msgs) {
-                cli::die(PROG, format!("sending message {i}: {}", error_text(&e)));
+                cli::die(PROG, format!("sending message {i}: {}", gab::ctl::error_text(&e)));
             }
             i = end;
             sent.store(i, Ordering::Relaxed);
@@ -852,7 +839,7 @@ fn join(a: &JoinArgs) {
             Err(CtlError::Closed) => {
                 join.finish(Some(format!("GAB closed the connection (port {} closed or GAB stopped)", a.port as char)))
             }
-            Err(e) => join.finish(Some(error_text(&e))),
+            Err(e) => join.finish(Some(gab::ctl::error_text(&e))),
         }
     }
 }

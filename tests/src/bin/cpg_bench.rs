@@ -18,6 +18,7 @@
 use anyhow::{bail, Result};
 use clap::Parser;
 use ha_tests::corosync::{CorosyncCluster, CorosyncConfig, FloodResult, KillTrial, TotemTimers};
+use ha_tests::stats::median;
 use ha_tests::{with_deadline, Lab, LabSpec};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -84,15 +85,6 @@ struct Report {
     count_per_node: u64,
     size: usize,
     configs: Vec<ConfigReport>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 fn parse_token(t: &str) -> Result<CorosyncConfig> {

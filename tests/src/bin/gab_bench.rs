@@ -22,6 +22,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use ha_tests::corosync::{self, CorosyncCluster, CorosyncConfig, FloodResult, KillTrial};
 use ha_tests::gab::GabFlood;
+use ha_tests::stats::median;
 use ha_tests::{with_deadline, Cluster, ClusterSpec};
 use serde::Serialize;
 use std::time::Duration;
@@ -98,19 +99,6 @@ impl<F: Serialize> Side<F> {
             latency_p99_us_median: f64::NAN,
             kill_last_ms_median: f64::NAN,
         }
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
