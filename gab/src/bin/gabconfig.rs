@@ -240,6 +240,7 @@ fn print_pretty_json(st: &GabStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llt::ctl::CtlError;
     use GabRequest::*;
 
     fn reqs(argv: &[&str]) -> Vec<GabRequest> {
