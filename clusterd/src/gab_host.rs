@@ -1,5 +1,5 @@
 //! GAB hosted in the daemon: GAB's core joined to LLT's by
-//! [`gab::lltsim::LltGlue`] (the glue the LLT+GAB simulator tests: peer
+//! [`gab::glue::LltGlue`] (the glue the LLT+GAB simulator tests: peer
 //! events, link counts with the jeopardy grace, chunks on LLT port 1, a
 //! queue per peer for LLT's window), and GAB's local clients (one per port,
 //! with heartbeats). Pure bookkeeping: the node does the I/O and signals.
@@ -7,7 +7,7 @@
 use crate::node::ClientId;
 use gab::core::{Gab, GabConfig, GabError, GabEvent};
 use gab::ctl::{GabCounters, GabServerMsg, GabStatus, Heartbeat, LocalClient, MembershipMsg, PortStatus};
-use gab::lltsim::{LltGlue, Pumped};
+use gab::glue::{LltGlue, Pumped};
 use gab::{Port, PORT_A};
 use llt::core::Core;
 use llt::time::{Dur, Time};

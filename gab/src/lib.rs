@@ -13,6 +13,7 @@
 pub mod core;
 pub mod ctl;
 pub mod frag;
+pub mod glue;
 pub mod lltsim;
 pub mod msg;
 pub mod sim;
