@@ -122,7 +122,7 @@ struct JoinArgs {
     unicast_to: Option<NodeId>,
 
     /// Print one line per membership change (`membership port=P
-    /// gen=XXXXXXXX members=0,1 jeopardy= lost=`), per delivery
+    /// gen=0000c040 members=0,1 jeopardy= lost=`), per delivery
     /// (`deliver origin=O lseq=L size=N`, plus ` unicast`) and per change
     /// of the members in jeopardy (`jeopardy port=P gen=X jeopardy=2`:
     /// this node's LLT view, not in the total order).
