@@ -2,7 +2,7 @@
 //! once, in order): seeding, joining, unicast, port memberships, jeopardy.
 //! Faults are the simulator's job (tests/sim.rs).
 
-use gab::core::{Gab, GabConfig, GabEvent};
+use gab::core::{Gab, GabConfig, GabError, GabEvent};
 use gab::PORT_A;
 use llt::core::Dest;
 use llt::time::{Dur, Time};
@@ -23,6 +23,22 @@ impl Net {
     fn new(n: usize, seed_n: usize) -> Net {
         let nodes = (0..n).map(|i| Some(Gab::new(GabConfig::new(i as NodeId, seed_n, 1), Time::ZERO))).collect();
         Net { nodes, up: BTreeSet::new(), events: vec![Vec::new(); n], now: Time::ZERO }
+    }
+
+    /// `n` nodes (seeding at `n`), each with a client on `port`, all
+    /// connected to each other.
+    fn registered_and_connected(n: usize, port: u8) -> Net {
+        let mut net = Net::new(n, n);
+        for i in 0..n {
+            let now = net.now;
+            net.g(i).register(now, port);
+        }
+        for i in 0..n {
+            for j in i + 1..n {
+                net.connect(i, j);
+            }
+        }
+        net
     }
 
     fn g(&mut self, i: usize) -> &mut Gab {
@@ -184,14 +200,7 @@ fn leave_after_stable_timeout_and_rejoin() {
 
 #[test]
 fn unicast_is_ordered_with_broadcasts_and_reaches_only_its_target() {
-    let mut net = Net::new(3, 3);
-    for i in 0..3 {
-        let now = net.now;
-        net.g(i).register(now, H);
-    }
-    net.connect(0, 1);
-    net.connect(0, 2);
-    net.connect(1, 2);
+    let mut net = Net::registered_and_connected(3, H);
     let now = net.now;
     net.g(1).broadcast(now, H, b"b1".to_vec()).unwrap();
     net.g(1).unicast(now, H, 2, b"u".to_vec()).unwrap();
@@ -272,14 +281,7 @@ fn too_many_unordered_submissions_push_back_until_ordered() {
 /// ahead of it, or the exactly-once map skips the lost one forever.
 #[test]
 fn submission_after_a_channel_reset_waits_for_the_view_change() {
-    let mut net = Net::new(3, 3);
-    for i in 0..3 {
-        let now = net.now;
-        net.g(i).register(now, H);
-    }
-    net.connect(0, 1);
-    net.connect(0, 2);
-    net.connect(1, 2);
+    let mut net = Net::registered_and_connected(3, H);
     // Node 1 goes away: a member for the stable timeout, nobody proposes.
     net.disconnect(0, 1);
     net.disconnect(1, 2);
@@ -298,4 +300,38 @@ fn submission_after_a_channel_reset_waits_for_the_view_change() {
     let both = vec![(b"first".to_vec(), false), (b"second".to_vec(), false)];
     assert_eq!(net.delivered(2), both, "node 2 delivers both of its messages, in order");
     assert_eq!(net.delivered(0), both, "and so does the leader");
+}
+
+/// A member whose client is behind holds its acks: the leader stops
+/// ordering once its unstable log is full, the sender's submissions back
+/// up until `broadcast` refuses more (backpressure reaches the sender on
+/// another node), and everything flows, in order, once the reader catches
+/// up.
+#[test]
+fn a_busy_receiver_slows_every_sender_then_releases_them() {
+    let mut net = Net::registered_and_connected(2, H);
+    let now = net.now;
+    net.g(1).set_receiver_busy(true);
+    let mut accepted = 0u32;
+    while accepted < 100_000 {
+        let data = accepted.to_be_bytes().to_vec();
+        match net.g(0).broadcast(now, H, data) {
+            Ok(_) => accepted += 1,
+            Err(GabError::WouldBlock) => break,
+            Err(e) => panic!("{e}"),
+        }
+        if accepted % 64 == 0 {
+            net.settle();
+        }
+    }
+    net.settle();
+    assert!(accepted < 100_000, "a busy receiver must push back on the sender");
+    let held = net.delivered(1).len();
+    assert!(held < accepted as usize, "the leader stopped ordering: {held} of {accepted} delivered");
+    net.g(1).set_receiver_busy(false);
+    net.settle();
+    let want: Vec<(Vec<u8>, bool)> = (0..accepted).map(|i| (i.to_be_bytes().to_vec(), false)).collect();
+    assert_eq!(net.delivered(1), want, "all of them, in order, once the reader caught up");
+    assert_eq!(net.delivered(0), want);
+    assert!(net.g(0).broadcast(now, H, vec![1]).is_ok(), "and the sender may send again");
 }
