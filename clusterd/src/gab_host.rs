@@ -130,8 +130,9 @@ impl GabHost {
         }
     }
 
-    pub fn has_clients(&self) -> bool {
-        !self.ports.is_empty()
+    /// Letters of the ports local clients hold ("" when none).
+    pub fn open_ports(&self) -> String {
+        self.ports.keys().map(|&p| p as char).collect()
     }
 
     pub fn broadcast(&mut self, now: Time, port: Port, data: Vec<u8>) -> Result<(), GabError> {

@@ -225,13 +225,13 @@ impl Node {
     }
 
     pub fn remove_client(&mut self, id: ClientId) {
+        let now = self.now();
         if let Some(c) = self.clients.remove(&id) {
             if let Some(p) = c.port {
                 self.ports.remove(&p);
             }
             if let (Some(p), Some(g)) = (c.gab_port, self.gab.as_mut()) {
-                let now = self.start.elapsed().as_micros() as u64;
-                g.client_gone(Time(now), p);
+                g.client_gone(now, p);
                 self.update_gab_pressure();
             }
             for t in c.tasks {
@@ -636,9 +636,8 @@ impl Node {
     /// `gabconfig -U`: refused while clients hold ports.
     pub fn gab_unconfigure(&mut self) -> Result<(), String> {
         let g = self.gab.as_ref().ok_or("GAB is not configured")?;
-        if g.has_clients() {
-            let st = g.status(self.now(), |_| 0);
-            let ports: String = st.clients.iter().map(|c| c.port as char).collect();
+        let ports = g.open_ports();
+        if !ports.is_empty() {
             return Err(format!("ports in use ({ports}): stop their clients first"));
         }
         if let Some(g) = self.gab.as_mut() {

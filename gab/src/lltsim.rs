@@ -296,9 +296,7 @@ impl LltGabSim {
     }
 
     fn violation(&mut self, msg: String) {
-        if self.report.violation.is_none() {
-            self.report.violation = Some(format!("t={}us: {msg}", self.now.as_micros()));
-        }
+        crate::sim::keep_first_violation(&mut self.report.violation, self.now, msg);
     }
 
     fn next_time(&self, traffic: bool) -> Option<Time> {

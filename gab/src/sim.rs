@@ -46,6 +46,14 @@ pub fn payload(n: u64, own: u64, pad: usize) -> Vec<u8> {
 /// Own counter of messages outside a sender's FIFO sequence.
 pub const NO_FIFO: u64 = u64::MAX - 1;
 
+/// A simulation reports its first violation only (later ones follow from
+/// it), stamped with the simulated time.
+pub(crate) fn keep_first_violation(slot: &mut Option<String>, now: Time, msg: String) {
+    if slot.is_none() {
+        *slot = Some(format!("t={}us: {msg}", now.as_micros()));
+    }
+}
+
 /// GAB's guarantees as its clients see them, checked on the events of
 /// every node. Shared by `gab::sim` (GAB over a model of LLT) and
 /// `gab::lltsim` (GAB over real LLT cores). Every node registers the same
@@ -648,9 +656,7 @@ impl GabSim {
     }
 
     fn violation(&mut self, msg: String) {
-        if self.report.violation.is_none() {
-            self.report.violation = Some(format!("t={}us: {msg}", self.now.as_micros()));
-        }
+        crate::sim::keep_first_violation(&mut self.report.violation, self.now, msg);
     }
 
     fn next_time(&self, traffic: bool) -> Option<Time> {
