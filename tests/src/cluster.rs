@@ -111,8 +111,15 @@ impl Cluster {
     pub fn start_daemon(&self, i: usize) -> Result<Proc> {
         let clusterd = bin("clusterd")?;
         let p = self.lab.spawn(i, "clusterd", &[clusterd.to_str().unwrap_or_default(), "-c"], &[("RUST_LOG", "info")])?;
-        wait_until(&format!("node {i} control socket"), Duration::from_secs(10), || self.socket(i).exists().then_some(()))?;
+        self.wait_socket(i, Duration::from_secs(10))?;
         Ok(p)
+    }
+
+    /// Wait until node i's daemon accepts connections on its control
+    /// socket. The file appears at bind(2), a moment before listen(2):
+    /// connecting in between is refused, so existence is not enough.
+    pub fn wait_socket(&self, i: usize, deadline: Duration) -> Result<()> {
+        wait_until(&format!("node {i} control socket"), deadline, || std::os::unix::net::UnixStream::connect(self.socket(i)).ok().map(|_| ()))
     }
 
     pub fn restart(&mut self, i: usize) -> Result<()> {

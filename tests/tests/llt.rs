@@ -216,7 +216,7 @@ fn duplicate_node_id_is_refused() {
         c.write_config(3, 0, 42).unwrap();
         let clusterd = ha_tests::bin("clusterd").unwrap();
         let p = c.lab.spawn(3, "clusterd-dup", &[clusterd.to_str().unwrap()], &[]).unwrap();
-        wait_until("socket", Duration::from_secs(5), || c.socket(3).exists().then_some(())).unwrap();
+        c.wait_socket(3, Duration::from_secs(5)).unwrap();
         let r = c.client(3).unwrap().request(Request::Configure).unwrap();
         match r {
             Response::Error(msg) => assert!(msg.contains("already used"), "{msg}"),
