@@ -18,6 +18,17 @@
 //! a replicated map of the highest submission delivered per origin keeps
 //! delivery exactly-once.
 //!
+//! **No healthy node left out.** Fencing races on every membership loss,
+//! so a view must not drop a node that is merely slow to be seen. Hellos
+//! carry whom the sender is connected to; a proposer waits (up to the join
+//! wait) for a node a candidate sees that its own LLT has not shown it yet,
+//! and marks a proposal that leaves such a node out as forced. A candidate
+//! refuses an unforced proposal that leaves out a connected member of its
+//! view, or one with a stale attempt, or one from a node that is not the
+//! lowest it knows, and says why, so the proposer tries again at once
+//! instead of timing it out. An LLT reset with a member restarts a pending
+//! proposal (its messages may be lost).
+//!
 //! **Seeding.** No view forms until `seed_n` nodes see each other, or an
 //! administrator seeds by hand, or a seeded peer is seen.
 
@@ -37,6 +48,10 @@ pub struct GabConfig {
     pub stable_timeout: Dur,
     /// How long a proposer waits for answers before dropping the silent.
     pub propose_timeout: Dur,
+    /// How long a proposer waits for a node that a candidate is connected
+    /// to but its own LLT has not shown it yet (discovery in progress)
+    /// before proposing without it.
+    pub join_wait: Dur,
     /// Most submissions of this node waiting to be ordered (backpressure).
     pub max_pending: usize,
     /// Distinguishes lives of this node's daemon; must grow from one life
@@ -51,6 +66,7 @@ impl GabConfig {
             seed_n,
             stable_timeout: Dur::from_millis(5000),
             propose_timeout: Dur::from_millis(1000),
+            join_wait: Dur::from_millis(1000),
             max_pending: 512,
             incarnation,
         }
@@ -82,6 +98,8 @@ struct PeerInfo {
     /// LLT went down (and maybe up) since the current view: resync needed.
     reset: bool,
     links: usize,
+    /// The peers this peer last said it is connected to.
+    sees: BTreeSet<NodeId>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +147,9 @@ pub struct Gab {
     gen_counter: u32,
     attempt_seen: Attempt,
     proposal: Option<Proposal>,
+    /// Nodes a candidate sees and we do not: until when we wait for each
+    /// (None: we waited and gave up).
+    waiting: BTreeMap<NodeId, Option<Time>>,
     /// Who lost membership while in jeopardy, for the next port a event.
     jeopardy_at_loss: BTreeSet<NodeId>,
     next_hello: Time,
@@ -163,6 +184,7 @@ impl Gab {
             gen_counter: 0,
             attempt_seen: (0, 0),
             proposal: None,
+            waiting: BTreeMap::new(),
             jeopardy_at_loss: BTreeSet::new(),
             next_hello: now,
             out: VecDeque::new(),
@@ -229,8 +251,18 @@ impl Gab {
         p.down_since = None;
         p.reset = true;
         p.hello = false;
+        self.abandon_proposal_with(peer);
         self.send(Dest::Node(peer), &self.hello());
         self.evaluate(now);
+    }
+
+    /// LLT renewed its session with `peer`: what was in flight either way
+    /// is lost, maybe our proposal or its answer. Start over rather than
+    /// wait for the timeout and drop a node that did answer.
+    fn abandon_proposal_with(&mut self, peer: NodeId) {
+        if self.proposal.as_ref().is_some_and(|p| p.members.contains(&peer)) {
+            self.proposal = None;
+        }
     }
 
     pub fn llt_peer_down(&mut self, now: Time, peer: NodeId) {
@@ -242,6 +274,7 @@ impl Gab {
         p.down_since = Some(now);
         p.reset = true;
         p.links = 0;
+        self.abandon_proposal_with(peer);
         self.evaluate(now);
     }
 
@@ -259,11 +292,12 @@ impl Gab {
             }
         };
         match m {
-            GabMsg::Hello { seeded, gen: _, attempt } => {
+            GabMsg::Hello { seeded, gen: _, attempt, sees } => {
                 self.attempt_seen = self.attempt_seen.max((attempt.0, 0));
                 let p = self.peers.entry(from).or_default();
                 let first = !p.hello;
                 p.hello = true;
+                p.sees = sees;
                 p.seeded |= seeded;
                 if seeded {
                     // Seeding spreads: a node that sees a seeded peer joins
@@ -282,7 +316,8 @@ impl Gab {
                     self.recompute_stable();
                 }
             }
-            GabMsg::Propose { attempt, members } => self.on_propose(now, from, attempt, members),
+            GabMsg::Propose { attempt, members, force } => self.on_propose(now, from, attempt, members, force),
+            GabMsg::Refuse { attempt, seen, sees, lower } => self.on_refuse(from, attempt, seen, sees, lower),
             GabMsg::State(s) => self.on_state(now, from, *s),
             GabMsg::Install(i) => self.on_install(now, from, *i),
             GabMsg::Leave => {
@@ -596,12 +631,11 @@ impl Gab {
             return;
         }
         let cand = self.candidates(now);
-        if cand.iter().next() != Some(&self.cfg.node) {
-            return; // a lower node proposes
-        }
         let reset = self.view.as_ref().is_some_and(|v| v.members.iter().any(|m| self.peers.get(m).is_some_and(|p| p.reset)));
         let differs = self.view.as_ref().is_none_or(|v| v.members != cand);
-        if !(differs || reset) {
+        // A lower node proposes, or nothing to change.
+        if cand.iter().next() != Some(&self.cfg.node) || !(differs || reset) {
+            self.waiting.clear();
             return;
         }
         // Members that LLT reports down but that are still within the
@@ -609,31 +643,78 @@ impl Gab {
         if cand.iter().any(|m| *m != self.cfg.node && self.peers.get(m).is_some_and(|p| !p.llt_up)) {
             return;
         }
-        match &self.proposal {
-            Some(p) if p.members == cand && now < p.deadline => {}
-            _ => self.propose(now, cand),
+        if matches!(&self.proposal, Some(p) if p.members == cand && now < p.deadline) {
+            return;
         }
+        // A node some candidate is connected to, that our LLT has not
+        // shown us yet, is most likely being discovered: leaving it out
+        // would drop a healthy node (and fencing would race against it).
+        let missing = self.missing(&cand);
+        let discovering: BTreeSet<NodeId> = missing.iter().copied().filter(|x| self.peers.get(x).is_none_or(|p| p.llt_up)).collect();
+        self.waiting.retain(|id, _| discovering.contains(id));
+        for &id in &discovering {
+            let until = self.waiting.entry(id).or_insert(Some(now + self.cfg.join_wait));
+            if until.is_some_and(|t| now >= t) {
+                *until = None;
+            }
+        }
+        if self.waiting.values().any(Option::is_some) {
+            return;
+        }
+        let force = !missing.is_empty();
+        self.propose(now, cand, force);
     }
 
-    fn propose(&mut self, now: Time, members: BTreeSet<NodeId>) {
+    /// The peers our candidates report they are connected to and that are
+    /// not candidates here. We wait for those our LLT has not reported
+    /// down (discovery in progress); one it declared down is a failure.
+    fn missing(&self, cand: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
+        let mut missing = BTreeSet::new();
+        for id in cand {
+            if let Some(p) = self.peers.get(id) {
+                missing.extend(p.sees.iter().filter(|x| **x != self.cfg.node && !cand.contains(x)));
+            }
+        }
+        missing
+    }
+
+    /// Peers with LLT up that said hello.
+    fn connected(&self) -> BTreeSet<NodeId> {
+        self.peers.iter().filter(|(_, p)| p.llt_up && p.hello).map(|(&id, _)| id).collect()
+    }
+
+    fn propose(&mut self, now: Time, members: BTreeSet<NodeId>, force: bool) {
         let attempt = (self.attempt_seen.0 + 1, self.cfg.node);
         self.attempt_seen = attempt;
         self.proposal = Some(Proposal { attempt, members: members.clone(), states: BTreeMap::new(), deadline: now + self.cfg.propose_timeout });
-        let bytes = msg::encode(&GabMsg::Propose { attempt, members: members.clone() });
+        let bytes = msg::encode(&GabMsg::Propose { attempt, members: members.clone(), force });
         for &m in &members {
             if m != self.cfg.node {
                 self.out.push_back((Dest::Node(m), bytes.clone()));
             }
         }
-        self.on_propose(now, self.cfg.node, attempt, members);
+        self.on_propose(now, self.cfg.node, attempt, members, force);
     }
 
-    fn on_propose(&mut self, now: Time, from: NodeId, attempt: Attempt, members: BTreeSet<NodeId>) {
-        if attempt < self.attempt_seen || !members.contains(&self.cfg.node) {
+    fn on_propose(&mut self, now: Time, from: NodeId, attempt: Attempt, members: BTreeSet<NodeId>, force: bool) {
+        if !members.contains(&self.cfg.node) {
             return;
         }
-        // Only the lowest node we know may lead us.
-        if from != self.cfg.node && self.candidates(now).iter().next().is_some_and(|&low| low < from) {
+        if from != self.cfg.node {
+            // Say why we do not answer, so the proposer tries again at
+            // once (higher attempt, or waiting for whom it left out) or
+            // when we say hello again, rather than timing us out.
+            // Only the lowest node we know may lead us.
+            let lower = self.candidates(now).iter().next().is_some_and(|&low| low < from);
+            let sees = self.connected();
+            let in_view = |id: &NodeId| self.view.as_ref().is_some_and(|v| v.members.contains(id));
+            let left_out = !force && sees.iter().any(|id| in_view(id) && !members.contains(id));
+            if lower || attempt < self.attempt_seen || left_out {
+                let refuse = GabMsg::Refuse { attempt, seen: self.attempt_seen, sees, lower };
+                self.send(Dest::Node(from), &refuse);
+                return;
+            }
+        } else if attempt < self.attempt_seen {
             return;
         }
         self.attempt_seen = attempt;
@@ -653,6 +734,22 @@ impl Gab {
         } else {
             self.send(Dest::Node(from), &GabMsg::State(Box::new(state)));
         }
+    }
+
+    fn on_refuse(&mut self, from: NodeId, attempt: Attempt, seen: Attempt, sees: BTreeSet<NodeId>, lower: bool) {
+        if !self.proposal.as_ref().is_some_and(|p| p.attempt == attempt && p.members.contains(&from)) {
+            return;
+        }
+        self.attempt_seen = self.attempt_seen.max(seen);
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.sees = sees;
+            if lower {
+                // Not a candidate until it says hello again.
+                p.hello = false;
+            }
+        }
+        // Abandoned: evaluate() proposes again with what we just learnt.
+        self.proposal = None;
     }
 
     fn on_state(&mut self, now: Time, from: NodeId, state: State) {
@@ -807,6 +904,9 @@ impl Gab {
         if let Some(p) = &self.proposal {
             take(p.deadline);
         }
+        for &until in self.waiting.values().flatten() {
+            take(until);
+        }
         for p in self.peers.values() {
             if let Some(d) = p.down_since {
                 take(d + self.cfg.stable_timeout);
@@ -819,15 +919,22 @@ impl Gab {
         if now >= self.next_hello {
             self.next_hello = now + Dur::from_millis(1000);
             // Peers outside our view learn we are here (and seeded).
-            let hello = self.hello();
-            let targets: Vec<NodeId> = self.peers.iter().filter(|(_, p)| p.llt_up).map(|(&id, _)| id).collect();
-            for id in targets {
-                self.send(Dest::Node(id), &hello);
-            }
+            self.hello_everyone();
         }
+        let mut expired = false;
         for p in self.peers.values_mut() {
             if p.down_since.is_some_and(|t| now.since(t) >= self.cfg.stable_timeout) {
                 p.down_since = None;
+                expired = true;
+            }
+        }
+        if expired {
+            // A proposer we refused for a lower node may lead us now.
+            self.hello_everyone();
+        }
+        for until in self.waiting.values_mut() {
+            if until.is_some_and(|t| now >= t) {
+                *until = None; // gave up waiting
             }
         }
         if self.proposal.as_ref().is_some_and(|p| now >= p.deadline) {
@@ -843,8 +950,16 @@ impl Gab {
         self.evaluate(now);
     }
 
+    fn hello_everyone(&mut self) {
+        let hello = self.hello();
+        let targets: Vec<NodeId> = self.peers.iter().filter(|(_, p)| p.llt_up).map(|(&id, _)| id).collect();
+        for id in targets {
+            self.send(Dest::Node(id), &hello);
+        }
+    }
+
     fn hello(&self) -> GabMsg {
-        GabMsg::Hello { seeded: self.seeded, gen: self.view.as_ref().map(|v| v.gen), attempt: self.attempt_seen }
+        GabMsg::Hello { seeded: self.seeded, gen: self.view.as_ref().map(|v| v.gen), attempt: self.attempt_seen, sees: self.connected() }
     }
 
     fn send(&mut self, to: Dest, m: &GabMsg) {

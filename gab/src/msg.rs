@@ -81,7 +81,10 @@ pub enum GabMsg {
     /// "GAB is configured here": sent to peers not in our view.
     /// `attempt`: the highest view-change attempt the sender has seen, so
     /// a restarted node numbers its proposals above it.
-    Hello { seeded: bool, gen: Option<u64>, attempt: Attempt },
+    /// `sees`: the peers the sender is connected to (LLT up, hello
+    /// heard), so a proposer learns of nodes its own LLT has not shown it
+    /// yet and waits for them instead of leaving them out.
+    Hello { seeded: bool, gen: Option<u64>, attempt: Attempt, sees: BTreeSet<NodeId> },
     /// Member to leader: order this.
     Submit { gen: u64, id: SubmitId, body: Body },
     /// Leader to members: the next message of the total order, and how far
@@ -89,7 +92,15 @@ pub enum GabMsg {
     Ordered { msg: Ordered, stable: u64 },
     /// Member to leader: delivered everything below `next`.
     Ack { gen: u64, next: u64 },
-    Propose { attempt: Attempt, members: BTreeSet<NodeId> },
+    /// `force`: the proposer knows it leaves out nodes some candidate is
+    /// connected to (it waited for them, or its LLT reports them down).
+    Propose { attempt: Attempt, members: BTreeSet<NodeId>, force: bool },
+    /// Candidate to proposer: not answering this proposal, because its
+    /// attempt is older than `seen`, or, unforced, it leaves out a member
+    /// of the candidate's view the candidate is connected to (`sees`), or
+    /// the candidate still counts a lower node in (`lower`: it says hello
+    /// again once that node is gone).
+    Refuse { attempt: Attempt, seen: Attempt, sees: BTreeSet<NodeId>, lower: bool },
     State(Box<State>),
     Install(Box<Install>),
     /// `gabconfig -U`: the sender's GAB stops (its LLT stays up), so peers

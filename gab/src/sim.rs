@@ -416,6 +416,9 @@ pub struct GabSimReport {
     pub delivered: u64,
     pub views: u64,
     pub violation: Option<String>,
+    /// Longest time a clean node was out of another clean node's view
+    /// (measured when `left_out_bound` is set).
+    pub max_left_out: Dur,
 }
 
 /// The channel x -> y of the model.
@@ -465,6 +468,8 @@ pub struct GabSim {
     clean_since: Vec<Option<Time>>,
     /// Since when y's view excludes x, both clean: (y, x) -> time.
     left_out_since: BTreeMap<(usize, usize), Time>,
+    /// Each node's last view seen by the left-out check.
+    last_view: Vec<Option<(u64, BTreeSet<NodeId>)>>,
 }
 
 impl GabSim {
@@ -533,6 +538,7 @@ impl GabSim {
             trace: std::env::var_os("SIM_TRACE").is_some(),
             clean_since: vec![None; n],
             left_out_since: BTreeMap::new(),
+            last_view: vec![None; n],
             p,
         };
         for a in 0..n {
@@ -870,6 +876,27 @@ impl GabSim {
                 self.clean_since[x] = Some(self.now);
             }
         }
+        // No eviction: a view change must not drop a member that has been
+        // clean (running, connected both ways to every running node) for
+        // longer than a proposal can take: such a drop would make fencing
+        // race against a healthy node.
+        let grace = self.evict_grace();
+        for y in 0..n {
+            let view = self.nodes[y].as_ref().and_then(|g| g.membership());
+            let before = std::mem::replace(&mut self.last_view[y], view.clone());
+            let (Some((old_gen, old)), Some((gen, m))) = (before, view) else { continue };
+            if old_gen == gen || self.clean_since[y].is_none_or(|t| self.now.since(t) < grace) {
+                continue;
+            }
+            for &x in old.difference(&m) {
+                if self.clean_since[x as usize].is_some_and(|t| self.now.since(t) >= grace) {
+                    self.violation(format!(
+                        "evicted: node {y} went from view {old_gen:x} {old:?} to {gen:x} {m:?}, dropping node {x}, though both ran and were connected to every running node"
+                    ));
+                    return;
+                }
+            }
+        }
         for y in 0..n {
             let members = match (self.clean_since[y], self.nodes[y].as_ref().and_then(|g| g.membership())) {
                 (Some(_), Some((gen, m))) => Some((gen, m)),
@@ -878,10 +905,15 @@ impl GabSim {
             for x in 0..n {
                 let out = self.clean_since[x].is_some() && members.as_ref().is_some_and(|(_, m)| !m.contains(&(x as NodeId)));
                 if !out {
-                    self.left_out_since.remove(&(y, x));
+                    if let Some(since) = self.left_out_since.remove(&(y, x)) {
+                        if self.trace {
+                            eprintln!("{:>10} check: node {x} back in node {y}'s view after {}us", self.now.as_micros(), self.now.since(since).as_micros());
+                        }
+                    }
                     continue;
                 }
                 let since = *self.left_out_since.entry((y, x)).or_insert(self.now);
+                self.report.max_left_out = self.report.max_left_out.max(self.now.since(since));
                 if self.now >= since + bound {
                     let (gen, m) = members.clone().expect("in a view");
                     let us = self.now.as_micros() - since.as_micros();
@@ -892,6 +924,13 @@ impl GabSim {
                 }
             }
         }
+    }
+
+    /// How long a node must have been clean before dropping it from a
+    /// view is wrong: a proposal started while it was not may conclude
+    /// within the propose timeout (plus message delays).
+    fn evict_grace(&self) -> Dur {
+        GabConfig::new(0, 1, 0).propose_timeout + self.p.max_delay + self.p.max_delay + Dur::from_millis(100)
     }
 
     fn apply(&mut self, f: Fault) {

@@ -6,18 +6,20 @@ use gab::core::{Gab, GabConfig};
 use gab::msg::{self, Body, GabMsg, Ordered, SubmitId};
 use llt::rng::Rng;
 use llt::time::{Dur, Time};
+use std::collections::BTreeSet;
 
 fn sample(rng: &mut Rng) -> GabMsg {
     let id = SubmitId { origin: rng.below(4) as u8, inc: 1, lseq: rng.below(50) };
     let body = Body::Broadcast { port: b'h', data: vec![rng.next_u32() as u8; rng.below(40) as usize] };
-    match rng.below(7) {
-        0 => GabMsg::Hello { seeded: rng.chance(50), gen: None, attempt: (rng.below(5), rng.below(4) as u8) },
+    match rng.below(8) {
+        0 => GabMsg::Hello { seeded: rng.chance(50), gen: None, attempt: (rng.below(5), rng.below(4) as u8), sees: (0..rng.below(4) as u8).collect() },
         1 => GabMsg::Submit { gen: rng.below(3), id, body },
         2 => GabMsg::Ordered { msg: Ordered { gen: rng.below(3), seq: rng.below(10), id, body }, stable: rng.below(10) },
         3 => GabMsg::Ack { gen: rng.below(3), next: rng.below(10) },
-        4 => GabMsg::Propose { attempt: (rng.below(5), rng.below(4) as u8), members: (0..rng.below(4) as u8).collect() },
+        4 => GabMsg::Propose { attempt: (rng.below(5), rng.below(4) as u8), members: (0..rng.below(4) as u8).collect(), force: rng.chance(50) },
         5 => GabMsg::Leave,
-        _ => GabMsg::Hello { seeded: true, gen: Some(rng.below(3)), attempt: (0, 0) },
+        6 => GabMsg::Refuse { attempt: (rng.below(5), rng.below(4) as u8), seen: (rng.below(6), rng.below(4) as u8), sees: (0..rng.below(4) as u8).collect(), lower: rng.chance(50) },
+        _ => GabMsg::Hello { seeded: true, gen: Some(rng.below(3)), attempt: (0, 0), sees: BTreeSet::new() },
     }
 }
 

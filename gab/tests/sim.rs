@@ -77,24 +77,31 @@ fn partitions_and_crashes_20ms_delays() {
 
 /// No one left out: a node that runs and is connected both ways to every
 /// running node must be in the view of every other such node within
-/// peerinact + stable timeout + propose timeout + 3 hello intervals.
-/// Such views happen (a proposer drops a connected node that did not
-/// answer a proposal with a stale attempt, or a node that rejoins proposes
-/// with only the peers its LLT has seen so far), but none lasted beyond
-/// the bound in 2 x 1000 seeds. Fewer seeds by default.
+/// peerinact + stable timeout + join wait + 500 ms, and no view change may
+/// drop such a node once it has been connected for longer than a proposal
+/// can take (fencing would race against a healthy node). The longest
+/// exclusions come from a node connected one way only: the proposer waits
+/// for it (join wait), then proposes without it. Before proposers waited
+/// for nodes their candidates see, refused proposals said so, and a reset
+/// restarted a pending proposal, a connected node was dropped now and
+/// then (seeds 157 and 156). Fewer seeds by default.
 #[test]
 fn no_node_left_out_while_connected() {
-    let bound = Some(Dur::from_millis(500 + 300 + 1000 + 3000));
+    let bound = Some(Dur::from_millis(500 + 300 + 1000 + 500));
     let mut failures = Vec::new();
     for p in [
         GabSimParams { left_out_bound: bound, ..Default::default() },
         GabSimParams { nodes: 5, crashes: false, left_out_bound: bound, ..Default::default() },
     ] {
+        let mut worst = (Dur(0), 0);
         for seed in llt::sim::seeds_from_env(200) {
-            if let Some(v) = GabSim::run(seed, p.clone()).violation {
+            let r = GabSim::run(seed, p.clone());
+            if let Some(v) = r.violation {
                 failures.push(format!("{} nodes, seed {seed}: {v}", p.nodes));
             }
+            worst = worst.max((r.max_left_out, seed));
         }
+        eprintln!("{} nodes: longest left out {} ms (seed {})", p.nodes, worst.0.as_micros() / 1000, worst.1);
     }
     assert!(failures.is_empty(), "{} failing seeds:\n{}", failures.len(), failures.join("\n"));
 }
