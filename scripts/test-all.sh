@@ -16,8 +16,15 @@ trap 'rm -f "$log"' EXIT
 set +e
 SIM_SEEDS=${SIM_SEEDS:-1000} cargo test --release --workspace -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The real SCSI target: a QEMU guest with LIO (tests/scsi-lab/README.md).
+# Its self-test proves the lab (paths, PR through sg_persist, namespaces).
+bash tests/scsi-lab/run.sh 2>&1 | tee -a "$log"
+lab=${PIPESTATUS[0]}
+[ "$lab" -eq 0 ] || status=$lab
 set -e
 # One closing line over every test binary (cargo prints one per binary,
-# the last often being an empty doc-test run).
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+# the last often being an empty doc-test run) and the lab's checks.
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     /^scsi-lab: [0-9]+ passed/ { p += $2; f += $4 }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$status"
