@@ -21,6 +21,10 @@ status=${PIPESTATUS[0]}
 bash tests/scsi-lab/run.sh 2>&1 | tee -a "$log"
 lab=${PIPESTATUS[0]}
 [ "$lab" -eq 0 ] || status=$lab
+# Fencing on that target: PR commands, sg_persist interop, fenced writes.
+scripts/fencing-lab.sh 2>&1 | tee -a "$log"
+lab=${PIPESTATUS[0]}
+[ "$lab" -eq 0 ] || status=$lab
 set -e
 # One closing line over every test binary (cargo prints one per binary,
 # the last often being an empty doc-test run) and the lab's checks.
