@@ -1,6 +1,6 @@
 //! clusterd: the per-node cluster daemon, the userspace counterpart of
-//! VCS's kernel modules. It hosts LLT and GAB in one event loop; fencing
-//! joins it later.
+//! VCS's kernel modules. It hosts LLT, GAB and I/O fencing in one event
+//! loop (fencing's SCSI commands run on a thread of their own).
 //!
 //! Owns: the process (signals, systemd readiness, logging) and the drivers
 //! that connect the sans-IO cores to sockets and clocks.
@@ -8,6 +8,8 @@
 
 mod control;
 mod echo;
+mod fence_control;
+mod fence_worker;
 mod gab_control;
 mod gab_host;
 mod incarnation;
@@ -21,13 +23,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use tracing::{error, info};
 
-/// Per-node cluster daemon: LLT and GAB (fencing later).
+/// Per-node cluster daemon: LLT, GAB and I/O fencing.
 ///
 /// Runs in the foreground and logs to stderr. It starts unconfigured and
-/// listens on $HA_ROOT/run/ha/llt.sock and $HA_ROOT/run/ha/gab.sock;
+/// listens on $HA_ROOT/run/ha/llt.sock, gab.sock and vxfen.sock;
 /// `lltconfig -c` (or `-c` here) reads $HA_ROOT/etc/llttab and
 /// $HA_ROOT/etc/llthosts and starts the links; `gabconfig -c -n N` (from
-/// $HA_ROOT/etc/gabtab) starts GAB. HA_ROOT (default empty, meaning /) prefixes every path, so several
+/// $HA_ROOT/etc/gabtab) starts GAB; `vxfenconfig -c` reads
+/// $HA_ROOT/etc/vxfenmode, vxfentab and vxfendata and starts fencing. HA_ROOT (default empty, meaning /) prefixes every path, so several
 /// nodes can run on one machine. Log level: RUST_LOG (default info).
 #[derive(Parser, Debug)]
 #[command(name = "clusterd", version)]
@@ -65,13 +68,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listener = control::bind(&path)?;
     let gab_path = llt::paths::gab_socket();
     let gab_listener = control::bind(&gab_path)?;
+    let fen_path = fencing::ctl::socket();
+    let fen_listener = control::bind(&fen_path)?;
     let shared: Shared = Rc::new(RefCell::new(Node::new()));
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::task::spawn_local(node::timer_task(shared.clone()));
     tokio::task::spawn_local(control::accept_loop::<control::Llt>(shared.clone(), listener));
     tokio::task::spawn_local(control::accept_loop::<gab_control::GabSocket>(shared.clone(), gab_listener));
-    info!(llt_socket = %path.display(), gab_socket = %gab_path.display(), "clusterd started");
+    tokio::task::spawn_local(control::accept_loop::<fence_control::FenSocket>(shared.clone(), fen_listener));
+    info!(llt_socket = %path.display(), gab_socket = %gab_path.display(), vxfen_socket = %fen_path.display(), "clusterd started");
     if args.configure {
         shared.borrow_mut().configure(&shared, None).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
@@ -85,5 +91,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     shared.borrow_mut().unconfigure();
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&gab_path);
+    let _ = std::fs::remove_file(&fen_path);
     Ok(())
 }

@@ -3,6 +3,9 @@
 //! thing: borrow the node, feed the core one input, `flush` the outputs.
 //! No borrow is ever held across an `.await`.
 
+mod fence;
+
+pub use fence::FenceHost;
 use crate::echo::{Echo, Incoming, ECHO_PORT};
 use crate::gab_host::{GabHost, Punish};
 use crate::links::{self, Link, ReadOutcome};
@@ -79,6 +82,11 @@ pub struct Node {
     /// for a stuck client.
     gab_busy: bool,
     busy_check: Option<Time>,
+    /// Fencing (`vxfenconfig -c`), on GAB port b.
+    pub fence: Option<FenceHost>,
+    /// Why this node lost a fencing race: GAB and fencing stay down until
+    /// clusterd restarts.
+    fence_halted: Option<String>,
 }
 
 impl Node {
@@ -102,6 +110,8 @@ impl Node {
             next_client: 1,
             gab_busy: false,
             busy_check: None,
+            fence: None,
+            fence_halted: None,
         }
     }
 
@@ -125,14 +135,7 @@ impl Node {
             (Some(g), Some(core)) => g.poll_timeout(core),
             _ => None,
         };
-        let gab = match (gab, self.busy_check) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match (llt, gab) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [llt, gab, self.busy_check, self.fence_deadline()].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self) {
@@ -152,6 +155,7 @@ impl Node {
             self.busy_check = None;
             self.disconnect_stuck_clients();
         }
+        self.fence_timeout(now);
         self.flush();
     }
 
@@ -306,7 +310,13 @@ impl Node {
             };
             let delivered = !to_clients.is_empty();
             for (id, m) in to_clients {
-                self.queue_to_client(id, &m);
+                // In GAB's order: port b first decides whether what
+                // follows for the other ports must wait for fencing.
+                if id == fence::FENCE_CLIENT {
+                    self.fence_from_gab(m);
+                } else if !self.fence_hold(id, &m) {
+                    self.queue_to_client(id, &m);
+                }
             }
             if delivered {
                 self.update_gab_pressure();
@@ -447,6 +457,9 @@ impl Node {
     /// Close links, forget peers (GAB goes too). Bound clients stay
     /// connected and see nothing more until the next configure.
     pub fn unconfigure(&mut self) {
+        if self.fence.take().is_some() {
+            warn!(node = self.my_id(), "fencing stopped: GAB is going down under it (keys stay on the disks)");
+        }
         if self.gab.take().is_some() {
             warn!(node = self.my_id(), "GAB stopped: LLT is going down under it");
             self.drop_gab_clients();
@@ -619,6 +632,9 @@ impl Node {
         if self.gab.is_some() {
             return Err("GAB is already configured (run gabconfig -U first)".into());
         }
+        if let Some(why) = &self.fence_halted {
+            return Err(format!("this node was fenced out ({why}): it may not rejoin before clusterd restarts"));
+        }
         if seed_n == 0 {
             return Err("seed count -n must be at least 1".into());
         }
@@ -637,6 +653,9 @@ impl Node {
     pub fn gab_unconfigure(&mut self) -> Result<(), String> {
         let g = self.gab.as_ref().ok_or("GAB is not configured")?;
         let ports = g.open_ports();
+        if ports.contains('b') {
+            return Err(format!("ports in use ({ports}): stop fencing first (vxfenconfig -U)"));
+        }
         if !ports.is_empty() {
             return Err(format!("ports in use ({ports}): stop their clients first"));
         }

@@ -51,6 +51,12 @@ pub fn parse_all(data: &[u8]) {
     let _ = key::Key::parse(&text);
     let _ = config::parse_vxfenmode(Path::new("vxfenmode"), &text);
     let _ = config::parse_vxfentab(Path::new("vxfentab"), &text);
+    // What arrives on GAB port b and on the vxfen socket.
+    if let Ok(m) = crate::member::Msg::decode(data) {
+        let _ = m.encode();
+    }
+    let _ = llt::ctl::decode_body::<crate::ctl::FenRequest>(data);
+    let _ = llt::ctl::decode_body::<crate::ctl::FenResponse>(data);
 }
 
 /// Well-formed replies of every kind (as LIO answered in the lab, rebuilt

@@ -23,11 +23,15 @@
 //! - [`race`]: the coordinator-disk race of one partition, sans-IO (who
 //!   to preempt, when a disk is won, when the partition has won or lost),
 //!   [`racer`] drives it on real devices, [`memdisk`] models a PR disk
-//!   for its seeded simulation.
+//!   for its seeded simulation;
+//! - [`member`]: what a node does with GAB port b memberships, sans-IO:
+//!   which nodes are pending, who races, holding the other ports until the
+//!   departed are fenced, ejecting them from data disks, halting a losing
+//!   partition; and the startup check for a pre-existing split brain.
 //!
-//! Never: touches the network or GAB. Who races and when (membership
-//! changes, port b) is clusterd's part; this crate gives it the race and
-//! the disk operations.
+//! Never: touches the network or GAB itself. clusterd hosts [`member`]:
+//! it feeds it port b from GAB, runs its disk operations on a thread and
+//! carries out its holds and halts.
 //!
 //! # How to test on a real disk
 //!
@@ -61,8 +65,10 @@
 pub mod cdb;
 pub mod commands;
 pub mod config;
+pub mod ctl;
 pub mod fuzzing;
 pub mod key;
+pub mod member;
 pub mod memdisk;
 pub mod parse;
 pub mod race;

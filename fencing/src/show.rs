@@ -169,21 +169,100 @@ pub fn inquiry_text(inq: &StandardInquiry, serial: Option<&str>) -> String {
     )
 }
 
-/// `vxfenadm -d` while fencing does not run in a daemon yet: what
-/// vxfenmode says, in VCS's shape.
-pub fn mode_text(m: &FenMode) -> String {
-    let mode = match m.mode {
+/// VCS's name of a fencing mode.
+pub fn mode_name(m: crate::config::Mode) -> &'static str {
+    match m {
         crate::config::Mode::Scsi3 => "SCSI3",
         crate::config::Mode::Disabled => "Disabled",
-    };
-    let policy = match m.disk_policy {
+    }
+}
+
+pub fn policy_name(p: crate::config::DiskPolicy) -> &'static str {
+    match p {
         crate::config::DiskPolicy::Raw => "raw",
         crate::config::DiskPolicy::Dmp => "dmp",
-    };
+    }
+}
+
+/// `vxfenadm -d` when clusterd's fencing cannot be reached: what
+/// vxfenmode says, in VCS's shape.
+pub fn mode_text(m: &FenMode) -> String {
     format!(
-        "I/O Fencing Cluster Information:\n================================\n\n Fencing Mode: {mode}\n Fencing SCSI3 Disk Policy: {policy}\n Node Weight: {}\n",
+        "I/O Fencing Cluster Information:\n================================\n\n Fencing Mode: {}\n Fencing SCSI3 Disk Policy: {}\n Node Weight: {}\n",
+        mode_name(m.mode),
+        policy_name(m.disk_policy),
         m.node_weight
     )
+}
+
+fn node_label(node: NodeId, view: &ClusterView) -> String {
+    match view.hosts.get(&node) {
+        Some(name) => format!("{node} ({name})"),
+        None => node.to_string(),
+    }
+}
+
+/// `vxfenadm -d` from clusterd's fencing, in VCS's shape: mode, members
+/// (`*` marks this node), each member's state; then what VCS has no line
+/// for: departed nodes still being fenced, the last race, a halt.
+pub fn status_text(st: &crate::ctl::FenStatus, view: &ClusterView) -> String {
+    let mut out = String::from("I/O Fencing Cluster Information:\n================================\n\n");
+    out += " Fencing Protocol Version: 201\n";
+    if let Some(why) = &st.halted {
+        out += &format!(" Fencing State: HALTED: {why}\n");
+        return out;
+    }
+    if !st.configured {
+        out += " Fencing State: not configured (vxfenconfig -c)\n";
+        return out;
+    }
+    out += &format!(" Fencing Mode: {}\n Fencing SCSI3 Disk Policy: {}\n Node Weight: {}\n Cluster Members:\n\n", st.mode, st.disk_policy, st.weight);
+    for &m in &st.members {
+        let star = if m == st.node { '*' } else { ' ' };
+        out += &format!("\t{star} {}\n", node_label(m, view));
+    }
+    out += "\n RFSM State Information:\n";
+    for &m in &st.members {
+        out += &format!("\tnode {m:3} in state  8 (running)\n");
+    }
+    for &p in &st.pending {
+        let racer = st.racer.map_or("?".to_string(), |r| r.to_string());
+        out += &format!("\tnode {p:3} departed: being fenced (racer node {racer}); other ports wait\n");
+    }
+    if let Some(r) = &st.last_race {
+        let departed: Vec<String> = r.departed.iter().map(|n| n.to_string()).collect();
+        out += &format!(
+            "\n Last race: node {} {} against {} ({} of {} coordinator disks)\n",
+            r.racer,
+            if r.won { "won" } else { "lost" },
+            departed.join(","),
+            r.disks_won,
+            r.disks
+        );
+    }
+    out
+}
+
+/// `vxfenconfig -l`: the coordinator (and data) disks in use, as VCS lists
+/// its coordination points.
+pub fn disks_text(st: &crate::ctl::FenStatus) -> String {
+    let mut out = String::from("I/O Fencing Configuration Information:\n======================================\n\n");
+    let table = |title: &str, disks: &[crate::ctl::DiskInUse]| {
+        let mut t = format!(" {title}\n Count              : {}\n", disks.len());
+        if !disks.is_empty() {
+            t += &format!(" {:<28}{:>6}{:>6}  {:<34}{}\n", "Disk Name", "Major", "Minor", "Serial Number", "Policy");
+            for d in disks {
+                t += &format!(" {:<28}{:>6}{:>6}  {:<34}{}\n", d.path, d.major, d.minor, d.serial.as_deref().unwrap_or("-"), st.disk_policy);
+            }
+        }
+        t
+    };
+    out += &table("Coordinator disks", &st.coordinators);
+    if !st.data.is_empty() {
+        out += "\n";
+        out += &table("Data disks", &st.data);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------

@@ -120,6 +120,9 @@ pub enum GabServerMsg {
     /// knowledge from this node's LLT, not a membership change and not in
     /// the total order: other nodes may learn it at another point.
     Jeopardy { port: Port, gen: u64, jeopardy: Vec<NodeId> },
+    /// This node lost a fencing race (or heard no verdict): GAB is gone
+    /// and the client must stop its services now. Nothing follows.
+    Halted { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

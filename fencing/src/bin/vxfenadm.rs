@@ -348,6 +348,23 @@ fn show_inquiry(device: &str, json: bool) -> i32 {
 }
 
 fn show_mode(json: bool) -> i32 {
+    use fencing::ctl::{FenClient, FenRequest, FenResponse};
+    // The daemon knows the state and the membership; without it, say what
+    // vxfenmode says.
+    if let Ok(mut c) = FenClient::connect() {
+        match c.request(FenRequest::Status) {
+            Ok(FenResponse::Status(st)) => {
+                if json {
+                    cli::print_json(PROG, &st);
+                } else {
+                    cli::print(PROG, &show::status_text(&st, &ClusterView::load()));
+                }
+                return if st.configured && st.halted.is_none() { 0 } else { 1 };
+            }
+            Ok(other) => cli::die(PROG, format!("unexpected answer from fencing: {other:?}")),
+            Err(e) => cli::die(PROG, fencing::ctl::error_text(&e)),
+        }
+    }
     let path = config::vxfenmode_path();
     let fenmode = config::read_file(&path)
         .and_then(|text| config::parse_vxfenmode(&path, &text))
@@ -363,7 +380,7 @@ fn show_mode(json: bool) -> i32 {
     } else {
         cli::print(PROG, &show::mode_text(&fenmode));
     }
-    eprintln!("{PROG}: fencing state and membership: not configured: fencing runs in clusterd (vxfenconfig -c)");
+    eprintln!("{PROG}: fencing state and membership: clusterd does not answer on {}", fencing::ctl::socket().display());
     1
 }
 

@@ -725,6 +725,10 @@ impl Join<'_> {
                     cli::print(PROG, &format!("jeopardy port={} gen={:08x} jeopardy={}\n", port as char, gen & 0xffff_ffff, list.join(",")));
                 }
             }
+            GabServerMsg::Halted { reason } => {
+                self.finish_quiet();
+                cli::die(PROG, format!("halted by I/O fencing: {reason}"));
+            }
             GabServerMsg::SendFailed { error } => {
                 // stderr only: stdout belongs to the summary.
                 self.finish_quiet();
