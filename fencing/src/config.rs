@@ -23,7 +23,7 @@
 //! about the file as a whole) and what was expected; the whole file is
 //! read so every mistake shows at once. Parsing never panics.
 
-use llt::config::{ConfigError, Diagnostic};
+use llt::config::{ConfigError, Diagnostic, Sink};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,28 +82,6 @@ pub struct FencingConfig {
     /// Empty when the mode is `disabled`.
     pub coordinators: Vec<Disk>,
     pub data: Vec<Disk>,
-}
-
-/// Collects one file's diagnostics.
-struct Sink {
-    file: PathBuf,
-    diags: Vec<Diagnostic>,
-}
-
-impl Sink {
-    fn new(file: &Path) -> Sink {
-        Sink { file: file.to_path_buf(), diags: Vec::new() }
-    }
-    fn err(&mut self, line: usize, msg: impl Into<String>) {
-        self.diags.push(Diagnostic { file: self.file.clone(), line, msg: msg.into() });
-    }
-    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.diags.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError(self.diags))
-        }
-    }
 }
 
 /// Lines without comments and surrounding blanks, numbered from 1; empty

@@ -91,14 +91,5 @@ pub fn socket() -> std::path::PathBuf {
 
 /// One readable line for an error on the fencing socket.
 pub fn error_text(e: &CtlError) -> String {
-    use std::io::ErrorKind;
-    match e {
-        CtlError::Connect { path, source } => format!("cannot reach fencing at {path}: {source} (is clusterd running?)"),
-        CtlError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            format!("fencing did not answer within {} s", llt::cli::REQUEST_TIMEOUT.as_secs())
-        }
-        CtlError::Io(io) => format!("connection to fencing: {io}"),
-        CtlError::Closed => "fencing closed the connection".into(),
-        other => other.to_string(),
-    }
+    llt::cli::service_error_text(e, "fencing")
 }

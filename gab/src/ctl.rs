@@ -235,16 +235,7 @@ impl GabClient {
 /// One readable line for an error on GAB's socket (llt's own texts name the
 /// LLT daemon), for the commands.
 pub fn error_text(e: &CtlError) -> String {
-    use std::io::ErrorKind;
-    match e {
-        CtlError::Connect { path, source } => format!("cannot reach GAB at {path}: {source} (is clusterd running?)"),
-        CtlError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-            format!("GAB did not answer within {} s", llt::cli::REQUEST_TIMEOUT.as_secs())
-        }
-        CtlError::Io(io) => format!("connection to GAB: {io}"),
-        CtlError::Closed => "GAB closed the connection".into(),
-        other => other.to_string(),
-    }
+    llt::cli::service_error_text(e, "GAB")
 }
 
 /// VCS's membership string: one digit per node id at position id mod 10,

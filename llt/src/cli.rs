@@ -118,6 +118,20 @@ pub fn ctl_error_text(e: &CtlError) -> String {
     }
 }
 
+/// One readable line for an error on another service's socket of clusterd
+/// (`service`: "GAB", "fencing"); LLT's own texts are [`ctl_error_text`].
+pub fn service_error_text(e: &CtlError, service: &str) -> String {
+    match e {
+        CtlError::Connect { path, source } => format!("cannot reach {service} at {path}: {source} (is clusterd running?)"),
+        CtlError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            format!("{service} did not answer within {} s", REQUEST_TIMEOUT.as_secs())
+        }
+        CtlError::Io(io) => format!("connection to {service}: {io}"),
+        CtlError::Closed => format!("{service} closed the connection"),
+        other => other.to_string(),
+    }
+}
+
 /// Connects to the daemon for request/response use, or dies with the one
 /// line `cannot reach the LLT daemon at ... (is clusterd running?)`.
 pub fn connect(prog: &str) -> Client {

@@ -242,23 +242,24 @@ fn read_config_file(path: &Path) -> Result<String, String> {
     }
 }
 
-/// Collects the diagnostics of one file.
-struct Sink {
-    file: PathBuf,
-    diags: Vec<Diagnostic>,
+/// Collects the diagnostics of one file (every configuration parser of the
+/// project reports through one, so all say file:line the same way).
+pub struct Sink {
+    pub file: PathBuf,
+    pub diags: Vec<Diagnostic>,
 }
 
 impl Sink {
-    fn new(file: &Path) -> Self {
+    pub fn new(file: &Path) -> Self {
         Sink { file: file.to_path_buf(), diags: Vec::new() }
     }
 
-    fn err(&mut self, line: usize, msg: impl Into<String>) {
+    pub fn err(&mut self, line: usize, msg: impl Into<String>) {
         self.diags.push(Diagnostic { file: self.file.clone(), line, msg: msg.into() });
     }
 
     /// The value if nothing went wrong, else every problem found.
-    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
         if self.diags.is_empty() {
             Ok(value)
         } else {
