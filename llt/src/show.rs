@@ -327,6 +327,7 @@ mod tests {
             addr: Some(LinkAddr::Mac([2, 0, 0, 0, seg, last])),
             rx_frames: 0,
             tx_frames: 0,
+            hears_us: true,
         }
     }
 

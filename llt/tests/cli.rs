@@ -215,6 +215,7 @@ fn report() -> StatusReport {
         addr: Some(LinkAddr::Mac([2, 0, 0, 0, seg, 2])),
         rx_frames: 1,
         tx_frames: 1,
+        hears_us: true,
     };
     StatusReport {
         phase: Some(Phase::Running),

@@ -180,6 +180,9 @@ pub struct PeerLinkStatus {
     pub addr: Option<LinkAddr>,
     pub rx_frames: u64,
     pub tx_frames: u64,
+    /// The peer's last heartbeat on this link said it hears us here (data
+    /// goes only to links where it does).
+    pub hears_us: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,6 +315,7 @@ impl Core {
                         addr: l.addr,
                         rx_frames: l.rx_frames,
                         tx_frames: l.tx_frames,
+                        hears_us: l.hears_us,
                     })
                     .collect(),
             })
