@@ -33,6 +33,11 @@ wait_for() {
     done
     echo "timed out after ${t}s waiting for: $what"; return 1
 }
+# start_node N: clusterd in node N's namespace; its pid (ip and env exec it) in /tmp/cN/pid.
+start_node() {
+    ip netns exec fn$1 env HA_ROOT=/tmp/c$1 RUST_LOG=info $H/clusterd -c > /tmp/c$1/clusterd.log 2>&1 &
+    echo $! > /tmp/c$1/pid
+}
 port_is() { on "$1" $H/gabconfig -a | grep -q "^Port $2 gen .* membership $3\$"; }
 cleanup() {
     for n in 1 2 3; do [ -f /tmp/c$n/pid ] && kill "$(cat /tmp/c$n/pid)" 2>/dev/null; done
@@ -61,8 +66,7 @@ for n in 1 2 3; do
     printf '0 n1\n1 n2\n2 n3\n' > $R/etc/llthosts
     # Fast timers (1/100 s): 0.1 s heartbeats, 2 s peerinact.
     printf 'set-node %s\nset-cluster 57069\nlink eth1 eth1 - ether - -\nset-timer heartbeat:10\nset-timer heartbeatlo:20\nset-timer peertrouble:50\nset-timer peertroublelo:80\nset-timer peerinact:200\nset-timer dupwait:50\n' $((n - 1)) > $R/etc/llttab
-    on $n RUST_LOG=info $H/clusterd -c > $R/clusterd.log 2>&1 &
-    echo $! > $R/pid
+    start_node $n
 done
 for n in 1 2 3; do wait_for 20 "node $n LLT" on $n $H/lltstat; need "node $n clusterd and LLT up" $?; done
 for n in 1 2 3; do on $n $H/gabconfig -c -n 3; need "node $n gabconfig -c -n 3" $?; done
@@ -140,6 +144,28 @@ step "network back: node 3 stays out"
 ip link set fv3 up
 sleep 4
 port_is 1 b 01 && port_is 1 a 01; chk "nodes 1-2 keep membership 01 after the network heals" $?
+
+step "node 3 restarted by the administrator rejoins"
+pid3=$(cat /tmp/c3/pid); kill $pid3
+wait_for 10 "node 3's old clusterd exits" sh -c "! kill -0 $pid3 2>/dev/null"; need "node 3's clusterd stopped" $?
+mv /tmp/c3/clusterd.log /tmp/c3/clusterd.log.1
+start_node 3
+wait_for 20 "node 3 LLT" on 3 $H/lltstat; need "node 3 clusterd restarted" $?
+on 3 $H/gabconfig -c -n 3; chk "node 3 gabconfig -c -n 3" $?
+for n in 1 2 3; do wait_for 30 "port a 012 on node $n" port_is $n a 012; need "node $n: port a 012 with node 3 back" $?; done
+on 3 $H/vxfenconfig -c; need "node 3 vxfenconfig -c (its old keys were ejected: no stranger)" $?
+for n in 1 2 3; do wait_for 20 "port b 012 on node $n" port_is $n b 012; chk "node $n: port b 012 with node 3 back" $?; done
+dd if=/dev/zero of=$NODE3_DATA_SD bs=4096 count=1 seek=100 oflag=direct 2>/dev/null; chk "node 3 writes the data disk again" $?
+
+step "node 2 crashes: the others race for it, node 1 is the racer"
+kill -9 "$(cat /tmp/c2/pid)"
+wait_for 30 "port b 0 2 on nodes 1 and 3" sh -c "ip netns exec fn1 env HA_ROOT=/tmp/c1 $H/gabconfig -a | grep -q 'Port b gen .* membership 0 2\$' && ip netns exec fn3 env HA_ROOT=/tmp/c3 $H/gabconfig -a | grep -q 'Port b gen .* membership 0 2\$'"; chk "port b 0 2 on nodes 1 and 3" $?
+wait_for 30 "node 3 hears the verdict on node 2" sh -c "ip netns exec fn3 env HA_ROOT=/tmp/c3 $H/vxfenadm -d | grep -q 'Last race: node 0 won against 1 '"; chk "node 3: node 1 raced for it and won against node 2 (id 1)" $?
+grep -q "node 0 races for this partition" /tmp/c3/clusterd.log; chk "node 3 waited for racer node 0" $?
+on 1 $H/vxfenadm -s all > /tmp/s3
+[ "$(grep -c 'Total Number of Keys: 2' /tmp/s3)" = 3 ] && ! grep -q "VFDEED01" /tmp/s3; chk "coordinator disks: the crashed node's key gone" $?
+$H/vxfenadm -s $NODE1_DATA | grep -q "BPGRDEED"; [ $? != 0 ]; chk "data disk: the crashed node's key gone" $?
+dd if=/dev/zero of=$NODE2_DATA_SD bs=4096 count=1 seek=100 oflag=direct 2>/dev/null; r=$?; [ $r != 0 ]; chk "the crashed node's path cannot write (dd exit $r)" $?
 
 echo
 for n in 1 2 3; do echo "----- node $n clusterd log (fencing lines) -----"; grep -E "fenc|race|port b|Port b|FENCED|eject" /tmp/c$n/clusterd.log | tail -25; done
