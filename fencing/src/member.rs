@@ -9,14 +9,23 @@
 //! lowest if that one departs too) runs the coordinator-disk race
 //! ([`crate::race`]) against every pending node:
 //! - won: it ejects the departed from the data disks (PREEMPT AND ABORT of
-//!   their data keys), then tells port b; every member releases its hold;
+//!   their data keys), puts its key back on the coordinator disks a losing
+//!   racer took it from, then tells port b; every member releases its hold;
 //! - lost: it tells port b and halts; every member halts: stops its
 //!   cluster services, leaves GAB and stays out until an administrator
 //!   restarts it.
 //!
+//! An ejection that fails (the data disk does not answer, our data key is
+//! gone) is logged as an error and does not keep the hold: the coordinator
+//! disks decided, the departed lost their keys there and halt if they are
+//! still alive, and holding would stop the surviving partition's services
+//! too. Who imports a data disk checks its keys again (as VCS's DiskGroup
+//! agent does) and refuses while a departed node is still registered.
+//!
 //! A member that hears no verdict within `verdict_timeout` halts too: it
 //! cannot know that its partition owns the disks. A node that leaves on
-//! purpose (`vxfenconfig -U`) says so first and nobody races for it. Nodes
+//! purpose (`vxfenconfig -U`) says so first and nobody races for it, nor
+//! is it chosen as a new racer once its `Leaving` is through. Nodes
 //! announce their weight when port b changes; the lighter partition
 //! delays its race ([`race::preferred_delay`]).
 //!
@@ -28,7 +37,7 @@
 //! disk results and time, and carries out its [`Action`]s.
 
 use crate::key::Key;
-use crate::race::{self, Next, OpResult, Race, RaceConfig, Verdict};
+use crate::race::{self, DiskOutcome, Next, OpResult, Race, RaceConfig, Verdict};
 use llt::time::{Dur, Time};
 use llt::NodeId;
 use serde::{Deserialize, Serialize};
@@ -117,6 +126,12 @@ pub enum Notice {
     Waiting { racer: NodeId, departed: BTreeSet<NodeId> },
     RaceDone { departed: BTreeSet<NodeId>, verdict: Verdict },
     Ejected { disk: usize, victim: NodeId, result: Result<(), String> },
+    /// After a won race: our key was put back on a coordinator disk a
+    /// losing racer had taken it from (else the next split might find no
+    /// partition able to win a majority).
+    Reregistered { disk: usize, result: Result<(), String> },
+    /// ... and the departed node's key left there removed.
+    Purged { disk: usize, victim: NodeId, result: Result<(), String> },
     /// Nodes that said they were leaving left: no race.
     LeftCleanly { nodes: BTreeSet<NodeId> },
 }
@@ -132,7 +147,8 @@ pub enum Action {
     /// leave GAB, do not come back until an administrator says so.
     Halt(String),
     /// Our own `Leaving` came back through GAB: every member has it, port
-    /// b may close.
+    /// b may close (and our keys go). Not before the departed pending then
+    /// are fenced: we may be their racer.
     ReadyToLeave,
     Notice(Notice),
 }
@@ -156,10 +172,51 @@ struct RaceRun {
     restart: bool,
     /// When the race asked to be polled again (preferred delay).
     wake: Option<Time>,
-    /// Won: ejections from the data disks left to do.
-    won: Option<(Verdict, VecDeque<DiskOp>)>,
-    /// The ejection that is out: (data disk, victim node).
-    ejecting: Option<(usize, NodeId)>,
+    /// Won: what is left to do before the verdict goes out (ejections
+    /// from the data disks, then repairs of the coordinator disks).
+    won: Option<(Verdict, VecDeque<FollowUp>)>,
+    /// The follow-up that is out.
+    following: Option<FollowUp>,
+}
+
+/// A disk operation after a won race, and what its outcome means.
+#[derive(Debug, Clone)]
+enum FollowUp {
+    Eject { disk: usize, victim: NodeId, op: DiskOp },
+    Reregister { disk: usize, op: DiskOp },
+    Purge { disk: usize, victim: NodeId, op: DiskOp },
+}
+
+impl FollowUp {
+    fn op(&self) -> &DiskOp {
+        match self {
+            FollowUp::Eject { op, .. } | FollowUp::Reregister { op, .. } | FollowUp::Purge { op, .. } => op,
+        }
+    }
+
+    /// The notice for `result`, the outcome of [`FollowUp::op`].
+    fn notice(self, result: OpResult) -> Notice {
+        let text = |r: OpResult, conflict: &str| match r {
+            OpResult::Done => Ok(()),
+            OpResult::Conflict => Err(conflict.to_string()),
+            OpResult::Failed(why) => Err(why),
+            OpResult::Keys(_) => Err("unexpected answer".into()),
+        };
+        match self {
+            // The disk thread reads the keys first: a conflict then means
+            // our own data key is not there.
+            FollowUp::Eject { disk, victim, .. } => {
+                Notice::Ejected { disk, victim, result: text(result, "RESERVATION CONFLICT: our data key is not registered there") }
+            }
+            FollowUp::Reregister { disk, .. } => Notice::Reregistered { disk, result: text(result, "RESERVATION CONFLICT") },
+            // A conflict: the key was gone already (or ours was taken
+            // again by a racer still going; the next race sees to it).
+            FollowUp::Purge { disk, victim, .. } => {
+                let result = if result == OpResult::Conflict { Ok(()) } else { text(result, "") };
+                Notice::Purged { disk, victim, result }
+            }
+        }
+    }
 }
 
 pub struct Fencer {
@@ -167,7 +224,12 @@ pub struct Fencer {
     joined: bool,
     members: BTreeSet<NodeId>,
     weights: BTreeMap<NodeId, u32>,
+    /// Nodes whose `Leaving` came through port b (this one too): they may
+    /// be removing their keys, so they do not race.
     leaving: BTreeSet<NodeId>,
+    /// Our own `Leaving` came back while departed nodes were pending: port
+    /// b may close (and our keys go) once they are fenced.
+    leave_deferred: bool,
     pending: BTreeSet<NodeId>,
     racer: Option<NodeId>,
     run: Option<RaceRun>,
@@ -185,6 +247,7 @@ impl Fencer {
             members: BTreeSet::new(),
             weights: BTreeMap::new(),
             leaving: BTreeSet::new(),
+            leave_deferred: false,
             pending: BTreeSet::new(),
             racer: None,
             run: None,
@@ -266,9 +329,10 @@ impl Fencer {
         }
         self.pending.extend(departed.iter().copied());
         // The racer stays the racer while it is a member (a node joining
-        // meanwhile never saw the departed and cannot race for them).
+        // meanwhile never saw the departed and cannot race for them). A
+        // node that is leaving is no new racer: its keys may be gone.
         if self.racer.is_none_or(|r| !members.contains(&r)) {
-            self.racer = members.first().copied();
+            self.racer = members.iter().find(|n| !self.leaving.contains(n)).or(members.first()).copied();
         }
         if self.racer == Some(self.cfg.me) {
             match self.run.as_mut() {
@@ -289,7 +353,7 @@ impl Fencer {
         let rc = RaceConfig { me: self.cfg.me, cluster: self.cfg.cluster, disks: self.cfg.coord_disks, delay, abort: self.cfg.abort };
         let departed = self.pending.clone();
         self.actions.push_back(Action::Notice(Notice::RaceStarted { departed: departed.clone(), delay, weight, departed_weight }));
-        self.run = Some(RaceRun { race: Race::new(rc, &departed, now), departed, out: false, restart: false, wake: None, won: None, ejecting: None });
+        self.run = Some(RaceRun { race: Race::new(rc, &departed, now), departed, out: false, restart: false, wake: None, won: None, following: None });
         self.wait_deadline = None;
     }
 
@@ -302,7 +366,16 @@ impl Fencer {
             Msg::Hello { weight } => {
                 self.weights.insert(from, weight);
             }
-            Msg::Leaving if from == self.cfg.me => self.actions.push_back(Action::ReadyToLeave),
+            Msg::Leaving if from == self.cfg.me => {
+                self.leaving.insert(from);
+                // Racing or waiting for a verdict: the keys stay until the
+                // departed are fenced.
+                if self.pending.is_empty() {
+                    self.actions.push_back(Action::ReadyToLeave);
+                } else {
+                    self.leave_deferred = true;
+                }
+            }
             Msg::Leaving => {
                 self.leaving.insert(from);
             }
@@ -330,6 +403,9 @@ impl Fencer {
             self.wait_deadline = None;
             self.racer = None;
             self.actions.push_back(Action::Release);
+            if std::mem::take(&mut self.leave_deferred) {
+                self.actions.push_back(Action::ReadyToLeave);
+            }
         }
     }
 
@@ -351,18 +427,10 @@ impl Fencer {
     pub fn complete(&mut self, result: OpResult) {
         let Some(run) = self.run.as_mut().filter(|r| r.out) else { return };
         run.out = false;
-        match run.ejecting.take() {
-            // An ejection is logged; it does not change the verdict (the
+        match run.following.take() {
+            // A follow-up is logged; it does not change the verdict (the
             // coordinator disks decided).
-            Some((disk, victim)) => {
-                let result = match result {
-                    OpResult::Done => Ok(()),
-                    OpResult::Conflict => Err("RESERVATION CONFLICT: our data key is not registered there".into()),
-                    OpResult::Failed(why) => Err(why),
-                    OpResult::Keys(_) => Err("unexpected answer".into()),
-                };
-                self.actions.push_back(Action::Notice(Notice::Ejected { disk, victim, result }));
-            }
+            Some(f) => self.actions.push_back(Action::Notice(f.notice(result))),
             None => run.race.complete(result),
         }
     }
@@ -386,15 +454,11 @@ impl Fencer {
                 self.start_race(now);
                 continue;
             }
-            if let Some((verdict, ejects)) = run.won.as_mut() {
-                if let Some(op) = ejects.pop_front() {
-                    if let DiskOp::Eject { disk, victim, .. } = &op {
-                        if let crate::key::KeyOwner::Data { node, .. } = victim.owner() {
-                            run.ejecting = Some((*disk, node));
-                        }
-                    }
+            if let Some((verdict, follow)) = run.won.as_mut() {
+                if let Some(f) = follow.pop_front() {
                     run.out = true;
-                    self.actions.push_back(Action::Disk(op));
+                    self.actions.push_back(Action::Disk(f.op().clone()));
+                    run.following = Some(f);
                     return;
                 }
                 let verdict = verdict.clone();
@@ -418,12 +482,8 @@ impl Fencer {
                 Next::Finished(v) => {
                     self.actions.push_back(Action::Notice(Notice::RaceDone { departed: run.departed.clone(), verdict: v.clone() }));
                     if v.won {
-                        let own = Key::data(self.cfg.cluster, self.cfg.me);
-                        let ejects = (0..self.cfg.data_disks)
-                            .flat_map(|disk| run.departed.iter().map(move |&n| (disk, n)))
-                            .map(|(disk, n)| DiskOp::Eject { disk, own, victim: Key::data(self.cfg.cluster, n) })
-                            .collect();
-                        run.won = Some((v, ejects));
+                        let follow = follow_ups(&self.cfg, &run.departed, &v);
+                        run.won = Some((v, follow));
                     } else {
                         let departed: Vec<NodeId> = run.departed.iter().copied().collect();
                         self.run = None;
@@ -464,6 +524,37 @@ impl Fencer {
         }
         // A race waiting out its delay is polled again by `poll`.
     }
+}
+
+/// What a partition that won does before it tells its verdict: eject the
+/// departed from every data disk (their writes stop there), then, on each
+/// coordinator disk that was not won (a losing racer took our key, or the
+/// disk failed), put our key back and remove the departed keys left there.
+/// Without the repair the winners would hold fewer coordinator disks
+/// after every close race, until a later split leaves no partition able to
+/// win a majority. Safe: a partition that won a majority is the only one
+/// that can, whatever registers now.
+fn follow_ups(cfg: &FencerConfig, departed: &BTreeSet<NodeId>, v: &Verdict) -> VecDeque<FollowUp> {
+    let (cluster, me) = (cfg.cluster, cfg.me);
+    let own_data = Key::data(cluster, me);
+    let own = Key::coordinator(cluster, me);
+    let mut follow = VecDeque::new();
+    for disk in 0..cfg.data_disks {
+        for &victim in departed {
+            follow.push_back(FollowUp::Eject { disk, victim, op: DiskOp::Eject { disk, own: own_data, victim: Key::data(cluster, victim) } });
+        }
+    }
+    for (disk, outcome) in v.disks.iter().enumerate() {
+        if *outcome == DiskOutcome::Won {
+            continue;
+        }
+        follow.push_back(FollowUp::Reregister { disk, op: DiskOp::Race(race::Op::Register { disk, own }) });
+        for &victim in departed {
+            let op = DiskOp::Race(race::Op::Preempt { disk, own, victim: Key::coordinator(cluster, victim), abort: cfg.abort });
+            follow.push_back(FollowUp::Purge { disk, victim, op });
+        }
+    }
+    follow
 }
 
 /// "0,1,2".

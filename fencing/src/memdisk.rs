@@ -12,6 +12,7 @@
 //! Registrants Only reservation exists is a RESERVATION CONFLICT.
 
 use crate::key::Key;
+use crate::race::{Op, OpResult};
 use std::collections::BTreeMap;
 
 /// An I_T nexus: one initiator's path to the disk.
@@ -56,6 +57,17 @@ impl MemDisk {
         Ok(())
     }
 
+    /// REGISTER AND IGNORE EXISTING KEY: whatever the nexus held, it now
+    /// holds `new` (zero: nothing).
+    pub fn register_ignore(&mut self, path: Path, new: Key) {
+        if new == Key(0) {
+            self.registrations.remove(&path);
+        } else {
+            self.registrations.insert(path, new);
+        }
+        self.generation += 1;
+    }
+
     pub fn reserve_wero(&mut self, path: Path, key: Key) -> Result<(), MemDiskError> {
         if self.registrations.get(&path) != Some(&key) || self.wero.is_some_and(|h| h != key) {
             return Err(MemDiskError::Conflict);
@@ -82,6 +94,25 @@ impl MemDisk {
         match self.wero {
             Some(_) if !self.registrations.contains_key(&path) => Err(MemDiskError::Conflict),
             _ => Ok(()),
+        }
+    }
+}
+
+/// A race operation on the coordinator disks `disks` through `path`, as
+/// the SG_IO driver ([`crate::racer::perform`]) would answer it.
+pub fn perform(disks: &mut [MemDisk], path: Path, op: &Op) -> OpResult {
+    let Some(disk) = disks.get_mut(op.disk()) else {
+        return OpResult::Failed(format!("no coordinator disk #{}", op.disk()));
+    };
+    match *op {
+        Op::ReadKeys { .. } => OpResult::Keys(disk.read_keys()),
+        Op::Preempt { own, victim, .. } => match disk.preempt_abort(path, own, victim) {
+            Ok(()) => OpResult::Done,
+            Err(MemDiskError::Conflict) => OpResult::Conflict,
+        },
+        Op::Register { own, .. } => {
+            disk.register_ignore(path, own);
+            OpResult::Done
         }
     }
 }

@@ -37,6 +37,19 @@ pub enum Op {
     /// PERSISTENT RESERVE OUT, PREEMPT (AND ABORT when `abort`): remove
     /// every registration with `victim`, acting as the holder of `own`.
     Preempt { disk: usize, own: Key, victim: Key, abort: bool },
+    /// REGISTER AND IGNORE EXISTING KEY with `own`. Never part of a race
+    /// (nobody registers while one runs): a partition that won puts its key
+    /// back on the disks the losers took from it ([`crate::member`]).
+    Register { disk: usize, own: Key },
+}
+
+impl Op {
+    /// The coordinator disk (index in vxfentab order) it acts on.
+    pub fn disk(&self) -> usize {
+        match *self {
+            Op::ReadKeys { disk } | Op::Preempt { disk, .. } | Op::Register { disk, .. } => disk,
+        }
+    }
 }
 
 /// What the driver observed for the operation it was given.
@@ -93,8 +106,9 @@ pub struct RaceConfig {
     /// Preferred fencing: wait this long before the first operation.
     pub delay: Dur,
     /// PREEMPT AND ABORT (as VCS) rather than plain PREEMPT. Coordinator
-    /// disks carry no data I/O to abort; Linux LIO 6.1 locks up when two
-    /// racers preempt-and-abort each other at once (tests/scsi-lab/README).
+    /// disks carry no data I/O to abort (the SG_IO driver falls back to
+    /// PREEMPT where the target refuses it). Linux LIO locks up when two
+    /// racers preempt each other at once, either way (tests/scsi-lab/README).
     pub abort: bool,
 }
 

@@ -7,6 +7,7 @@
 
 use crate::parse::ReservationType;
 use crate::race::{Next, Op, OpResult, Race, Verdict};
+use crate::sense::SenseKey;
 use crate::sg::{Device, ScsiError};
 use llt::time::{Dur, Time};
 use std::time::Instant;
@@ -35,9 +36,7 @@ pub fn run(race: &mut Race, disks: &mut [Device]) -> Verdict {
 
 /// One race operation on its disk, the result as the race wants it.
 pub fn perform(disks: &mut [Device], op: &Op) -> OpResult {
-    let disk = match *op {
-        Op::ReadKeys { disk } | Op::Preempt { disk, .. } => disk,
-    };
+    let disk = op.disk();
     let Some(dev) = disks.get_mut(disk) else {
         return OpResult::Failed(format!("no coordinator disk #{disk}"));
     };
@@ -46,8 +45,18 @@ pub fn perform(disks: &mut [Device], op: &Op) -> OpResult {
         Op::ReadKeys { .. } => dev.read_keys().map(|k| OpResult::Keys(k.keys)),
         // Coordinator disks hold registrations only; the type field is
         // then not checked, and 5 is what VCS sends.
-        Op::Preempt { own, victim, abort: true, .. } => dev.preempt_and_abort(own, victim, WERO).map(|()| OpResult::Done),
+        Op::Preempt { own, victim, abort: true, .. } => match dev.preempt_and_abort(own, victim, WERO) {
+            // A target without PREEMPT AND ABORT (STGT 1.0.85 answers
+            // INVALID FIELD IN CDB): nothing was done, and a coordinator
+            // disk has no I/O to abort, so plain PREEMPT is the same race.
+            Err(ScsiError::CheckCondition(s)) if s.key == SenseKey::ILLEGAL_REQUEST => {
+                tracing::debug!(disk, "PREEMPT AND ABORT refused ({s}): plain PREEMPT");
+                dev.preempt(own, victim, WERO).map(|()| OpResult::Done)
+            }
+            r => r.map(|()| OpResult::Done),
+        },
         Op::Preempt { own, victim, abort: false, .. } => dev.preempt(own, victim, WERO).map(|()| OpResult::Done),
+        Op::Register { own, .. } => dev.register_ignore(own).map(|()| OpResult::Done),
     };
     match result {
         Ok(r) => r,

@@ -198,8 +198,9 @@ fn register_all(nodes: &[usize]) {
     }
 }
 
-/// Plain PREEMPT: PREEMPT AND ABORT from two initiators at once locks
-/// LIO up on Linux 6.1 (soft lockup in iscsi_trx; tests/scsi-lab/README).
+/// Run on tgt LUNs (fencing/tests/lab_guest.sh): LIO locks up when two
+/// initiators PREEMPT each other at once (tests/scsi-lab/README.md).
+/// RACE_ABORT=1: PREEMPT AND ABORT (tgt refuses it; the racer falls back).
 #[test]
 #[ignore = "needs the SCSI lab (scripts/fencing-lab.sh)"]
 fn two_racers_at_once_exactly_one_wins_50_times() {

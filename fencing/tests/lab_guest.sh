@@ -24,11 +24,12 @@ done
 N1C1=$(nth 1 $NODE1_COORD); N2C1=$(nth 1 $NODE2_COORD)
 
 step "library tests (fencing/tests/guest.rs)"
-# The two-racer test is skipped: LIO (Linux 6.1) deadlocks when two initiators'
-# PREEMPTs name each other at the same moment (core_scsi3_pro_preempt holds
-# dev_reservation_lock while __core_scsi3_free_registration spins for the other
-# command's reference; soft lockup in iscsi_trx). RACE_LAB=1 runs it anyway.
-skip="--skip two_racers"; [ -n "${RACE_LAB:-}" ] && skip=
+# The two-racer test runs at the end, on tgt: LIO (Linux 6.1 and 6.12 alike)
+# deadlocks when two initiators' PREEMPTs name each other at the same moment
+# (core_scsi3_pro_preempt holds dev_reservation_lock while
+# __core_scsi3_free_registration spins for the other command's reference;
+# soft lockup in iscsi_trx).
+skip="--skip two_racers"
 VXFENADM=$H/vxfenadm $H/fencing-guest-tests --ignored --test-threads=1 --nocapture $skip; chk "fencing guest tests" $?
 
 step "inquiry"
@@ -79,4 +80,45 @@ $A -r $NODE1_DATA | grep -q "No reservation"; chk "and its reservation" $?
 
 step "-d"
 HA_ROOT=/tmp/n1 $A -d; r=$?; [ $r = 1 ]; chk "-d shows the mode, exit 1 (no daemon)" $?
+
+step "two racers at once, 50 times, on tgt (STGT) LUNs"
+# tgtd serves three more coordinator LUNs (serials tcoord1..3) on two portals of
+# its own; two more initiators log in, one per portal: two nexuses per LUN.
+mkdir -p /run/tgtd
+tgtd -f --iscsi portal=127.0.0.1:3301 >/tmp/tgtd.log 2>&1 &
+TGTD=$!
+n=0; until tgtadm --op show --mode sys >/dev/null 2>&1 || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+T=iqn.2024-01.lab.ha-scsi-lab:tgt; ok=0
+tgtadm --lld iscsi --op new --mode target --tid 1 -T $T || ok=1
+for l in 1 2 3; do
+    truncate -s 16M /tmp/tgt$l.img
+    tgtadm --lld iscsi --op new --mode logicalunit --tid 1 --lun $l -b /tmp/tgt$l.img || ok=1
+    tgtadm --lld iscsi --op update --mode logicalunit --tid 1 --lun $l --params scsi_sn=tcoord$l || ok=1
+done
+tgtadm --lld iscsi --op bind --mode target --tid 1 -I ALL || ok=1
+tgtadm --lld iscsi --op new --mode portal --param portal=127.0.0.1:3302 || ok=1
+chk "tgtd serves 3 LUNs on 2 portals" $ok
+for i in 1 2; do
+    iscsistart -i iqn.2024-01.lab.ha-scsi-lab:tgtnode$i -t $T -g 1 -a 127.0.0.1 -p $((3300 + i)) >/tmp/tgtlogin$i.log 2>&1
+    chk "initiator tgtnode$i logs in" $?
+done
+tgt_paths() {  # tgt_paths N: tgtnodeN's sg paths to tcoord1..3, by session initiator and serial
+    for l in 1 2 3; do
+        for g in /sys/class/scsi_generic/sg*; do
+            p=$(readlink -f $g/device); sess=$(echo "$p" | sed -n 's#.*/\(session[0-9]*\)/.*#\1#p')
+            [ "$(cat /sys/class/iscsi_session/$sess/initiatorname 2>/dev/null)" = "iqn.2024-01.lab.ha-scsi-lab:tgtnode$1" ] || continue
+            [ "$(sg_inq -p 0x80 /dev/${g##*/} 2>/dev/null | sed -n 's/.*Unit serial number: *//p' | tr -d ' ')" = tcoord$l ] && printf '/dev/%s ' ${g##*/}
+        done
+    done
+}
+n=0; until [ $(echo $(tgt_paths 1) $(tgt_paths 2) | wc -w) -ge 6 ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+T1=$(tgt_paths 1); T2=$(tgt_paths 2)
+echo "tgtnode1: $T1; tgtnode2: $T2"
+[ $(echo $T1 $T2 | wc -w) = 6 ]; chk "6 tgt paths (3 LUNs x 2 nexuses)" $?
+NODE1_COORD="$T1" NODE2_COORD="$T2" VXFENADM=$A $H/fencing-guest-tests --ignored --test-threads=1 --nocapture two_racers
+chk "two racers, PREEMPT: exactly one wins, 50 times" $?
+# bookworm's tgt has no PREEMPT AND ABORT (INVALID FIELD IN CDB): the racer falls back to PREEMPT
+RACE_ABORT=1 NODE1_COORD="$T1" NODE2_COORD="$T2" VXFENADM=$A $H/fencing-guest-tests --ignored --test-threads=1 --nocapture two_racers
+chk "two racers, PREEMPT AND ABORT (falling back to PREEMPT): exactly one wins, 50 times" $?
+kill $TGTD 2>/dev/null
 exit $fail

@@ -10,7 +10,7 @@
 //! Replay one seed: SIM_SEED=N cargo test -p fencing --test race_sim.
 
 use fencing::key::Key;
-use fencing::memdisk::MemDisk;
+use fencing::memdisk::{self, MemDisk};
 use fencing::race::{DiskOutcome, Next, Op, OpResult, Race, RaceConfig, Verdict};
 use llt::rng::Rng;
 use llt::time::{Dur, Time};
@@ -161,13 +161,7 @@ impl Racer {
 }
 
 fn apply(disks: &mut [MemDisk], op: &Op, path: usize) -> OpResult {
-    match *op {
-        Op::ReadKeys { disk } => OpResult::Keys(disks[disk].read_keys()),
-        Op::Preempt { disk, own, victim, .. } => match disks[disk].preempt_abort(path, own, victim) {
-            Ok(()) => OpResult::Done,
-            Err(_) => OpResult::Conflict,
-        },
-    }
+    memdisk::perform(disks, path, op)
 }
 
 /// The invariants of one run; `Err` says what broke.

@@ -320,7 +320,7 @@ fn a_busy_receiver_slows_every_sender_then_releases_them() {
             Err(GabError::WouldBlock) => break,
             Err(e) => panic!("{e}"),
         }
-        if accepted % 64 == 0 {
+        if accepted.is_multiple_of(64) {
             net.settle();
         }
     }

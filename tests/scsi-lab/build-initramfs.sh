@@ -20,7 +20,7 @@ MD=$KROOT/lib/modules/$KVER
 log() { echo "build-initramfs: $*" >&2; }
 
 key=$( { cat "$HERE/build-initramfs.sh" "$HERE/init"; echo "$KVER"; ls "$LAB/debs";
-         dpkg-query -W dash bash busybox-static sg3-utils libsgutils2-1.46-2 iproute2 nftables libc6 libgcc-s1 2>&1; } | sha256sum | cut -c1-16)
+         dpkg-query -W dash bash busybox-static sg3-utils libsgutils2-1.46-2 iproute2 nftables libc6 libgcc-s1 $(sed -n 's/^libs //p' "$LAB/setup.done") 2>&1; } | sha256sum | cut -c1-16)
 if [ -z "${FORCE:-}" ] && [ -f "$OUT" ] && [ "$(cat "$OUT.key" 2>/dev/null)" = "$key" ]; then
     log "cached: $OUT ($key)"
     exit 0
@@ -95,6 +95,8 @@ export LD_LIBRARY_PATH=$ISCSIROOT/usr/lib/x86_64-linux-gnu:$ISCSIROOT/lib/x86_64
 copy_with_libs /usr/sbin "$ISCSIROOT/sbin/iscsistart" "$ISCSIROOT/sbin/iscsiadm"
 unset LD_LIBRARY_PATH
 mkdir -p "$ST/etc/iscsi" "$ST/run/lock/iscsi" "$ST/var/lib/iscsi"
+# tgt (STGT), a second SCSI target in userspace, from its unpacked .deb (libraries: the host's)
+copy_with_libs /usr/sbin "$LAB/tgtroot/usr/sbin/tgtd" "$LAB/tgtroot/usr/sbin/tgtadm"
 cp "$ISCSIROOT/etc/iscsi/iscsid.conf" "$ST/etc/iscsi/"
 
 # the dynamic loader at the path in every binary's PT_INTERP, and what a host-built

@@ -7,7 +7,7 @@
 # What it does:
 #  - apt-get installs the host tools (busybox-static, sg3-utils, iproute2, nftables, cpio ...)
 #    and the shared libraries qemu-system-x86_64 links against.
-#  - downloads and UNPACKS (never installs) qemu-system-x86 (+ -common, -data, seabios),
+#  - downloads and UNPACKS (never installs) qemu-system-x86 (+ -common, -data, seabios), tgt,
 #    the Debian kernel behind linux-image-amd64, and open-iscsi with its two libraries.
 #
 # Why qemu is unpacked rather than installed: the Debian 12 image this project runs on ships
@@ -19,7 +19,7 @@ LAB=${LAB:-/var/cache/ha-scsi-lab}
 mkdir -p "$LAB/debs"
 export DEBIAN_FRONTEND=noninteractive
 STAMP=$LAB/setup.done
-STAMP_VERSION=3   # bump when this script changes what it produces
+STAMP_VERSION=5   # bump when this script changes what it produces
 
 HOST_PKGS="busybox-static sg3-utils cpio gzip xz-utils iproute2 nftables bc"
 
@@ -67,8 +67,8 @@ unpack() {  # unpack DIR PKG...: fresh tree DIR from the cached .debs of PKG...
 if [ -f "$STAMP" ] && [ "$(head -1 "$STAMP")" = "v$STAMP_VERSION" ] && [ -z "$(missing_pkgs $HOST_PKGS $(sed -n 's/^libs //p' "$STAMP"))" ]; then
     . <(sed -n 's/^\(KVER\|KPKG\)=/\1=/p' "$STAMP")
     if [ -f "$LAB/kroot/lib/modules/$KVER/modules.dep" ] && [ -x "$LAB/qemu/usr/bin/qemu-system-x86_64" ] \
-       && [ -x "$LAB/iscsiroot/sbin/iscsistart" ]; then
-        log "warm: kernel $KVER, qemu and open-iscsi in $LAB"
+       && [ -x "$LAB/iscsiroot/sbin/iscsistart" ] && [ -x "$LAB/tgtroot/usr/sbin/tgtd" ]; then
+        log "warm: kernel $KVER, qemu, open-iscsi and tgt in $LAB"
         exit 0
     fi
 fi
@@ -95,6 +95,16 @@ done
 download open-iscsi libisns0 libopeniscsiusr
 unpack "$LAB/iscsiroot" open-iscsi libisns0 libopeniscsiusr
 
+# ---- tgt (STGT), a userspace SCSI target, for the guest: unpacked only (installing it would
+#      start tgtd on the host). LIO deadlocks when two initiators PREEMPT each other at the same
+#      moment (README.md); the two-racer test runs on LUNs tgtd serves in the guest. Its
+#      libraries are installed on the host, where build-initramfs.sh's ldd finds them.
+download tgt
+TLIBS=$(dpkg-deb -f "$(ls "$LAB/debs/tgt_"*.deb | head -1)" Depends \
+        | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/ //g' | grep '^lib' | grep -v -- '-perl$' | sort -u)
+apt_install $TLIBS
+unpack "$LAB/tgtroot" tgt
+
 # ---- the Debian kernel behind the linux-image-amd64 metapackage: unpacked, not installed ----
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 if [ -z "$KPKG" ]; then apt_update; KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'); fi
@@ -115,5 +125,5 @@ find "$LAB/kroot/lib/modules" -name '*.ko.xz' -print0 | xargs -0 -r -P"$(nproc)"
 # the .deb has no modules.dep (its postinst runs depmod) and the host may have no kmod
 busybox depmod -b "$LAB/kroot" "$KVER"
 
-{ echo "v$STAMP_VERSION"; echo "KPKG=$KPKG"; echo "KVER=$KVER"; echo "libs" $QLIBS; } > "$STAMP"
+{ echo "v$STAMP_VERSION"; echo "KPKG=$KPKG"; echo "KVER=$KVER"; echo "libs" $QLIBS $TLIBS; } > "$STAMP"
 log "ready: kernel $KVER ($LAB/kroot), qemu $("$LAB/qemu/usr/bin/qemu-system-x86_64" --version | head -1)"

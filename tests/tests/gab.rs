@@ -173,10 +173,8 @@ fn jeopardy_with_one_link_then_loss_is_flagged() {
         let mut told_jeopardy = false;
         while Instant::now() < deadline && flagged.is_none() {
             match watcher.recv() {
-                Ok(GabServerMsg::Membership(m)) => {
-                    if m.port == b'j' && !m.members.contains(&2) && m.lost_in_jeopardy.contains(&2) {
-                        flagged = Some(m);
-                    }
+                Ok(GabServerMsg::Membership(m)) if m.port == b'j' && !m.members.contains(&2) && m.lost_in_jeopardy.contains(&2) => {
+                    flagged = Some(m);
                 }
                 Ok(GabServerMsg::Jeopardy { port: b'j', jeopardy, .. }) => told_jeopardy |= jeopardy == vec![2],
                 _ => {}

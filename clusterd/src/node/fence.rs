@@ -335,9 +335,18 @@ impl Node {
         let node = self.my_id();
         error!(node, "FENCED OUT: {why}; stopping cluster services on this node (GAB clients halted, GAB left); restart clusterd once the cause is fixed");
         self.fence_halted = Some(why.clone());
+        let mut waiting = None;
         if let Some(f) = self.fence.as_mut() {
             f.held.clear();
             f.jobs = None;
+            // A `vxfenconfig -c` or `-U` waiting for its answer gets it now.
+            if let Phase::Starting { client } | Phase::Leaving { client } = f.phase {
+                waiting = Some(client);
+            }
+            f.phase = Phase::Running;
+        }
+        if let Some(client) = waiting {
+            self.queue_to_client(client, &FenResponse::Error(format!("this node was fenced out: {why}")));
         }
         let ids: Vec<ClientId> = self.clients.iter().filter(|(_, c)| c.gab_port.is_some()).map(|(&id, _)| id).collect();
         for id in ids {
@@ -378,6 +387,16 @@ fn log_notice(node: NodeId, n: Notice) {
         }
         Notice::Ejected { disk, victim, result: Ok(()) } => info!(node, disk, victim, "node {victim} ejected from data disk #{disk}"),
         Notice::Ejected { disk, victim, result: Err(e) } => error!(node, disk, victim, "node {victim} NOT ejected from data disk #{disk}: {e}"),
+        Notice::Reregistered { disk, result: Ok(()) } => {
+            info!(node, disk, "our key is back on coordinator disk #{disk}, which a losing racer had taken it from")
+        }
+        Notice::Reregistered { disk, result: Err(e) } => {
+            error!(node, disk, "our key could NOT be put back on coordinator disk #{disk}: {e}; the next split may find no majority")
+        }
+        Notice::Purged { disk, victim, result: Ok(()) } => info!(node, disk, victim, "key of node {victim} gone from coordinator disk #{disk}"),
+        Notice::Purged { disk, victim, result: Err(e) } => {
+            error!(node, disk, victim, "key of node {victim} NOT removed from coordinator disk #{disk}: {e}")
+        }
         Notice::LeftCleanly { nodes } => info!(node, nodes = %names(&nodes), "nodes {} left port b on purpose (vxfenconfig -U): no race", names(&nodes)),
     }
 }
