@@ -1,0 +1,184 @@
+//! Benchmarks of HAD's core (docs/BENCHMARKS.md):
+//!
+//!   had-bench parse    parse and validate a generated main.cf of 1,000
+//!                      groups and 10,000 resources (target < 200 ms)
+//!   had-bench engine   apply 100,000 events to one engine (target
+//!                      > 200,000 events/s)
+//!   had-bench all      both
+//!
+//! Release build: `cargo run --release -p had --bin had-bench -- all`.
+
+use had::cf::Loader;
+use had::engine::{Engine, Event, Output};
+use had::sim::World;
+use had::validate;
+use std::collections::VecDeque;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+struct Mem(String, String);
+
+impl Loader for Mem {
+    fn read(&mut self, path: &Path) -> io::Result<String> {
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some("main.cf") => Ok(self.0.clone()),
+            Some("types.cf") => Ok(self.1.clone()),
+            _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
+        }
+    }
+}
+
+/// A main.cf of `groups` failover groups of `per` resources each (a chain
+/// of FileOnOff and Process resources) on `systems` systems.
+fn generate(groups: usize, per: usize, systems: usize) -> String {
+    let mut s = String::from("include \"types.cf\"\n\ncluster bench (\n    UserNames = { admin = x }\n    )\n\n");
+    for i in 0..systems {
+        s.push_str(&format!("system sys{i}\n\n"));
+    }
+    for g in 0..groups {
+        let sl: Vec<String> = (0..systems).map(|i| format!("sys{} = {i}", (g + i) % systems)).collect();
+        s.push_str(&format!(
+            "group grp{g} (\n    SystemList = {{ {} }}\n    AutoStartList = {{ sys{} }}\n    )\n\n",
+            sl.join(", "),
+            g % systems
+        ));
+        for r in 0..per {
+            if r % 2 == 0 {
+                s.push_str(&format!("    FileOnOff grp{g}_res{r} (\n        PathName = \"/var/run/grp{g}/res{r}\"\n        )\n\n"));
+            } else {
+                s.push_str(&format!(
+                    "    Process grp{g}_res{r} (\n        PathName = \"/usr/bin/sleep\"\n        Arguments = \"1000\"\n        RestartLimit = 1\n        )\n\n"
+                ));
+            }
+        }
+        for r in 1..per {
+            s.push_str(&format!("    grp{g}_res{r} requires grp{g}_res{}\n", r - 1));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn types_cf() -> String {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/types.cf");
+    std::fs::read_to_string(&here).unwrap_or_else(|e| panic!("{}: {e}", here.display()))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bench_parse() {
+    let text = generate(1000, 10, 4);
+    let types = types_cf();
+    let mut times = Vec::new();
+    let mut conf = None;
+    for _ in 0..7 {
+        let t = Instant::now();
+        let c = validate::load_with(Path::new("main.cf"), &mut Mem(text.clone(), types.clone())).expect("generated main.cf is valid");
+        times.push(t.elapsed());
+        conf = Some(c);
+    }
+    let conf = conf.expect("one run");
+    let m = median(times.clone());
+    println!(
+        "parse+validate: main.cf of {} bytes, {} groups, {} resources: median {:.1} ms (min {:.1}, max {:.1}; 7 runs; target < 200 ms)",
+        text.len(),
+        conf.groups.len(),
+        conf.resources.len(),
+        m.as_secs_f64() * 1e3,
+        times.iter().min().expect("runs").as_secs_f64() * 1e3,
+        times.iter().max().expect("runs").as_secs_f64() * 1e3
+    );
+}
+
+/// One engine with its agents answering at once; only `Engine::apply` is timed.
+struct Run {
+    engine: Engine,
+    world: World,
+    pending: VecDeque<Event>,
+    busy: Duration,
+    applied: u64,
+    commands: u64,
+}
+
+impl Run {
+    fn apply(&mut self, ev: &Event) {
+        let t = Instant::now();
+        let out = self.engine.apply(ev);
+        self.busy += t.elapsed();
+        self.applied += 1;
+        for o in out {
+            if let Output::Agent(cmd) = o {
+                self.commands += 1;
+                self.pending.push_back(self.world.answer(&cmd));
+            }
+        }
+    }
+}
+
+/// Bring a cluster up, then run it: ticks, monitors, faults and the
+/// restarts and failovers they cause, until `events` events were applied.
+fn bench_engine(events: u64) {
+    let types = types_cf();
+    let conf = validate::load_with(Path::new("main.cf"), &mut Mem(generate(200, 10, 4), types)).expect("valid");
+    let mut run = Run {
+        engine: Engine::new(conf.clone()),
+        world: World::new(&conf),
+        pending: VecDeque::new(),
+        busy: Duration::ZERO,
+        applied: 0,
+        commands: 0,
+    };
+    for s in conf.systems.keys() {
+        run.apply(&Event::SystemUp { system: s.clone() });
+    }
+    let resources: Vec<String> = conf.resources.keys().cloned().collect();
+    let systems: Vec<String> = conf.systems.keys().cloned().collect();
+    let (mut kill, mut now) = (0usize, 0u64);
+    while run.applied < events {
+        if let Some(ev) = run.pending.pop_front() {
+            run.apply(&ev);
+            continue;
+        }
+        now += 1000;
+        // Now and then a resource dies somewhere (every 5 s of cluster time).
+        if now % 5000 == 0 {
+            let r = &resources[(kill * 7919) % resources.len()];
+            let s = &systems[kill % systems.len()];
+            run.world.thing(r, s).up = false;
+            kill += 1;
+        }
+        run.apply(&Event::Tick { now });
+    }
+    let rate = run.applied as f64 / run.busy.as_secs_f64();
+    println!(
+        "engine: {} events ({} agent commands, {} s of cluster time, {} groups, {} resources, {} systems) in {:.1} ms of apply: {:.0} events/s (target > 200,000)",
+        run.applied,
+        run.commands,
+        now / 1000,
+        conf.groups.len(),
+        conf.resources.len(),
+        conf.systems.len(),
+        run.busy.as_secs_f64() * 1e3,
+        rate
+    );
+}
+
+fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    match what.as_str() {
+        "parse" => bench_parse(),
+        "engine" => bench_engine(100_000),
+        "all" => {
+            bench_parse();
+            bench_engine(100_000);
+        }
+        _ => {
+            eprintln!("usage: had-bench [parse|engine|all]");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The replicated run-time state: of systems, of each resource on each
+//! system, of each group on each system. Serializable: a joining HAD takes
+//! it as a snapshot (REMOTE_BUILD).
+
+use super::event::{AgentOp, Millis};
+use serde::{Deserialize, Serialize};
+
+/// A system's HAD state, as `hasys -state` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SysState {
+    /// Not seen yet, or its HAD is down while the node lives.
+    Unknown,
+    Running,
+    /// `hastop`: its groups are going offline (or elsewhere) before HAD exits.
+    Leaving,
+    Exited,
+    /// The node left the cluster.
+    Faulted,
+}
+
+impl SysState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SysState::Unknown => "UNKNOWN",
+            SysState::Running => "RUNNING",
+            SysState::Leaving => "LEAVING",
+            SysState::Exited => "EXITED",
+            SysState::Faulted => "FAULTED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemRt {
+    pub state: SysState,
+    /// `hasys -freeze`: no group goes online there.
+    pub frozen: bool,
+    /// HAD stopped while the node lives: what runs there is unknown.
+    pub had_down: bool,
+}
+
+/// Where a resource is on one system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResState {
+    /// Not probed yet.
+    Unknown,
+    Offline,
+    Online,
+    /// online was called; waiting for it and the monitors after it.
+    GoingOnline,
+    /// offline was called; waiting for it and the monitor after it.
+    GoingOffline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRt {
+    pub state: ResState,
+    /// Faulted on this system: not brought online here until cleared.
+    pub faulted: bool,
+    /// The entry point out with the agent, if any.
+    pub busy: Option<AgentOp>,
+    /// When the next monitor is due (none while busy), with the timer's
+    /// sequence number (its key in the engine's timer queue).
+    pub next_monitor: Option<(Millis, u64)>,
+    /// When the entry point out times out (the agent says so itself; this
+    /// is the engine's backstop).
+    pub deadline: Option<Millis>,
+    /// Monitors since online returned that still said offline.
+    pub wait_monitors: u32,
+    /// Offline monitors tolerated while online.
+    pub tolerated: u32,
+    /// Restarts in place since the counters last reset.
+    pub restarts: u32,
+    /// Onlines tried again after one that did not come up.
+    pub online_retries: u32,
+    /// When it was last seen coming online (for ConfInterval).
+    pub online_since: Option<Millis>,
+    /// What to do when the clean that is out succeeds.
+    pub after_clean: AfterClean,
+}
+
+/// What follows a successful clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AfterClean {
+    /// The resource is faulted here.
+    Fault,
+    /// Bring it online again (RestartLimit or OnlineRetryLimit).
+    Online,
+    /// It is offline (an offline that needed clean).
+    Offline,
+}
+
+impl ResourceRt {
+    pub fn new() -> Self {
+        ResourceRt {
+            state: ResState::Unknown,
+            faulted: false,
+            busy: None,
+            next_monitor: None,
+            deadline: None,
+            wait_monitors: 0,
+            tolerated: 0,
+            restarts: 0,
+            online_retries: 0,
+            online_since: None,
+            after_clean: AfterClean::Fault,
+        }
+    }
+
+    /// As `hares -state` shows it.
+    pub fn state_name(&self) -> String {
+        let base = match self.state {
+            ResState::Unknown => "OFFLINE|STATE UNKNOWN",
+            ResState::Offline => "OFFLINE",
+            ResState::Online => "ONLINE",
+            ResState::GoingOnline => "WAITING TO GO ONLINE",
+            ResState::GoingOffline => "WAITING TO GO OFFLINE",
+        };
+        if self.faulted {
+            format!("{base}|FAULTED")
+        } else {
+            base.to_string()
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.state == ResState::Online
+    }
+}
+
+impl Default for ResourceRt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the engine is doing with a group on a system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    None,
+    /// Bringing it online here.
+    Online,
+    /// Taking it offline here.
+    Offline,
+}
+
+/// Once a group is offline on a system, where it goes next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Then {
+    Nothing,
+    /// A switch: online on this system.
+    OnlineOn(String),
+    /// A fault or an evacuation: wherever the policy says.
+    FailOver,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSysRt {
+    pub intent: Intent,
+    pub then: Then,
+    /// The group faulted here: it does not come back here until cleared.
+    pub faulted: bool,
+    /// Unknown here (that system's HAD is down): the group goes online
+    /// nowhere until it is known again or `hagrp -autoenable`.
+    pub auto_disabled: bool,
+    /// Every enabled resource of the group was probed here.
+    pub probed: bool,
+    /// The group was brought online here and not taken down since. Only
+    /// consulted for a group with no On-Off resource, whose resources
+    /// (On-Only, persistent) stay up whatever HAD does.
+    pub onlined: bool,
+    /// Last state told, to notify only changes.
+    pub told: String,
+}
+
+impl GroupSysRt {
+    pub fn new() -> Self {
+        GroupSysRt { intent: Intent::None, then: Then::Nothing, faulted: false, auto_disabled: false, probed: false, onlined: false, told: String::new() }
+    }
+}
+
+impl Default for GroupSysRt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A group's state on one system, computed from its resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    pub online: bool,
+    pub partial: bool,
+    pub faulted: bool,
+    pub starting: bool,
+    pub stopping: bool,
+    pub auto_disabled: bool,
+}
+
+impl GroupState {
+    /// As `hagrp -state` shows it: ONLINE, OFFLINE, PARTIAL, with
+    /// |FAULTED, |STARTING, |STOPPING, |AUTODISABLED.
+    pub fn name(&self) -> String {
+        let mut s = String::from(if self.online {
+            "ONLINE"
+        } else if self.partial {
+            "PARTIAL"
+        } else {
+            "OFFLINE"
+        });
+        for (on, flag) in [(self.faulted, "FAULTED"), (self.starting, "STARTING"), (self.stopping, "STOPPING"), (self.auto_disabled, "AUTODISABLED")] {
+            if on {
+                s.push('|');
+                s.push_str(flag);
+            }
+        }
+        s
+    }
+
+    /// Online, partially online or on its way: it counts as running there.
+    pub fn active(&self) -> bool {
+        self.online || self.partial || self.starting
+    }
+}

@@ -1,0 +1,259 @@
+//! A cluster in memory, for scenario tests, property tests and benchmarks:
+//! several engines fed one event stream (as GAB would), and a world of
+//! agents that carry out their commands on pretend resources. After every
+//! event it checks that the engines agree, that a failover group is never
+//! up on two systems, and that resources start bottom-up and stop
+//! top-down. Never instead of real agents: the real ones come with the
+//! daemon and are tested against real processes.
+
+use crate::config::{ClusterConf, Operations};
+use crate::engine::{AgentCommand, AgentOp, AgentResult, Engine, Event, Millis, Notification, Observed, Output};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// One pretend resource on one system.
+#[derive(Debug, Clone, Default)]
+pub struct Thing {
+    pub up: bool,
+    /// online returns but the resource does not come up.
+    pub broken_online: bool,
+    /// clean reports failure.
+    pub clean_fails: bool,
+    /// Entry points that time out instead of answering.
+    pub hangs: BTreeSet<&'static str>,
+}
+
+/// The agents of every system.
+#[derive(Debug, Clone, Default)]
+pub struct World {
+    pub things: BTreeMap<(String, String), Thing>,
+}
+
+impl World {
+    /// Everything down, except persistent resources (a NIC is up).
+    pub fn new(conf: &ClusterConf) -> World {
+        let mut w = World::default();
+        for r in conf.resources.values() {
+            if let Some(g) = conf.groups.get(&r.group) {
+                for (s, _) in &g.system_list {
+                    let up = r.operations == Operations::None;
+                    w.things.insert((r.name.clone(), s.clone()), Thing { up, ..Thing::default() });
+                }
+            }
+        }
+        w
+    }
+
+    pub fn thing(&mut self, resource: &str, system: &str) -> &mut Thing {
+        self.things.entry((resource.to_string(), system.to_string())).or_default()
+    }
+
+    /// Carry out `cmd`; the result as GAB would deliver it.
+    pub fn answer(&mut self, cmd: &AgentCommand) -> Event {
+        let t = self.thing(&cmd.resource, &cmd.system);
+        let result = if t.hangs.contains(cmd.op.name()) {
+            AgentResult::TimedOut(cmd.op)
+        } else {
+            match cmd.op {
+                AgentOp::Monitor => AgentResult::Monitor(if t.up { Observed::Online } else { Observed::Offline }),
+                AgentOp::Online => {
+                    if !t.broken_online {
+                        t.up = true;
+                    }
+                    AgentResult::Done(AgentOp::Online)
+                }
+                AgentOp::Offline => {
+                    t.up = false;
+                    AgentResult::Done(AgentOp::Offline)
+                }
+                AgentOp::Clean(_) => {
+                    if t.clean_fails {
+                        AgentResult::Cleaned { ok: false }
+                    } else {
+                        t.up = false;
+                        AgentResult::Cleaned { ok: true }
+                    }
+                }
+            }
+        };
+        Event::Agent { system: cmd.system.clone(), resource: cmd.resource.clone(), result }
+    }
+}
+
+/// Engines, world, clock.
+pub struct Cluster {
+    pub engines: Vec<Engine>,
+    pub world: World,
+    pub now: Millis,
+    /// Agent commands not answered yet, oldest first.
+    pub pending: VecDeque<AgentCommand>,
+    /// Every output of the first engine, in order.
+    pub log: Vec<Output>,
+    /// Allow a failover group up on two systems (a test of the
+    /// concurrency-violation handling itself).
+    pub allow_concurrency: bool,
+    /// Events applied.
+    pub events: u64,
+    /// Print every event and its outputs (SIM_TRACE=1 in the tests).
+    pub trace: bool,
+    /// Systems whose agents are gone with their node.
+    dead: BTreeSet<String>,
+}
+
+impl Cluster {
+    /// `copies` engines (at least one) over `conf`.
+    pub fn new(conf: ClusterConf, copies: usize) -> Cluster {
+        let world = World::new(&conf);
+        let engine = Engine::new(conf);
+        Cluster {
+            engines: vec![engine; copies.max(1)],
+            world,
+            now: 0,
+            pending: VecDeque::new(),
+            log: Vec::new(),
+            allow_concurrency: false,
+            events: 0,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
+            dead: BTreeSet::new(),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engines[0]
+    }
+
+    /// Feed one event to every engine; Err says which invariant broke.
+    pub fn feed(&mut self, ev: Event) -> Result<Vec<Output>, String> {
+        match &ev {
+            Event::SystemFaulted { system } => {
+                // The node is gone: so are its resources and its agents.
+                self.dead.insert(system.clone());
+                for ((_, s), t) in self.world.things.iter_mut() {
+                    if s == system {
+                        t.up = false;
+                    }
+                }
+                self.pending.retain(|c| &c.system != system);
+            }
+            Event::HadDown { system } => self.pending.retain(|c| &c.system != system),
+            Event::SystemUp { system } => {
+                self.dead.remove(system);
+            }
+            _ => {}
+        }
+        self.events += 1;
+        let mut outs: Option<Vec<Output>> = None;
+        for (i, e) in self.engines.iter_mut().enumerate() {
+            let o = e.apply(&ev);
+            match &outs {
+                None => outs = Some(o),
+                Some(first) if *first != o => {
+                    return Err(format!("engine {i} disagrees with engine 0 after {ev:?}:\n  {first:?}\n  {o:?}"));
+                }
+                Some(_) => {}
+            }
+        }
+        let outs = outs.unwrap_or_default();
+        if self.trace {
+            println!("{:>8} {ev:?}", self.now);
+            for o in &outs {
+                println!("           -> {o:?}");
+            }
+        }
+        for o in &outs {
+            if let Output::Agent(cmd) = o {
+                self.check_order(cmd)?;
+                if !self.dead.contains(&cmd.system) {
+                    self.pending.push_back(cmd.clone());
+                }
+            }
+        }
+        self.check_no_double_online()?;
+        self.log.extend(outs.iter().cloned());
+        Ok(outs)
+    }
+
+    /// Resources start after what they require and stop before what
+    /// requires them.
+    fn check_order(&self, cmd: &AgentCommand) -> Result<(), String> {
+        let e = self.engine();
+        let conf = e.conf();
+        let r = &conf.resources[&cmd.resource];
+        match cmd.op {
+            AgentOp::Online => {
+                for c in &r.children {
+                    if conf.resources[c].enabled && !e.resource(c, &cmd.system).is_some_and(|x| x.is_online()) {
+                        return Err(format!("online of {} on {} while {c}, which it requires, is not online", cmd.resource, cmd.system));
+                    }
+                }
+            }
+            AgentOp::Offline => {
+                for p in conf.resources.values().filter(|p| p.children.contains(&cmd.resource)) {
+                    let prt = e.resource(&p.name, &cmd.system);
+                    if p.operations == Operations::OnOff && prt.is_some_and(|x| x.is_online()) {
+                        return Err(format!("offline of {} on {} while {}, which requires it, is online", cmd.resource, cmd.system, p.name));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_no_double_online(&self) -> Result<(), String> {
+        if self.allow_concurrency {
+            return Ok(());
+        }
+        let e = self.engine();
+        for g in e.conf().groups.values().filter(|g| !g.parallel) {
+            let active = e.active_on(&g.name);
+            if active.len() > 1 {
+                return Err(format!("failover group {} is up on {} at once", g.name, active.join(" and ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answer agent commands until none is left (bounded).
+    pub fn settle(&mut self) -> Result<(), String> {
+        for _ in 0..1_000_000 {
+            let Some(cmd) = self.pending.pop_front() else {
+                return self.check_agreement();
+            };
+            let ev = self.world.answer(&cmd);
+            self.feed(ev)?;
+        }
+        Err("agents kept being asked for more: no quiescence after 1,000,000 answers".into())
+    }
+
+    /// Time passes, a second at a time, agents answering as it goes.
+    pub fn wait(&mut self, secs: u64) -> Result<(), String> {
+        for _ in 0..secs {
+            self.now += 1000;
+            self.feed(Event::Tick { now: self.now })?;
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Every engine holds the same state.
+    pub fn check_agreement(&self) -> Result<(), String> {
+        let first = self.engines[0].snapshot();
+        for (i, e) in self.engines.iter().enumerate().skip(1) {
+            if e.snapshot() != first {
+                return Err(format!("engine {i} holds another state than engine 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The failovers notified so far: (group, from, to).
+    pub fn failovers(&self) -> Vec<(String, String, Option<String>)> {
+        self.log
+            .iter()
+            .filter_map(|o| match o {
+                Output::Notify(Notification::Failover { group, from, to }) => Some((group.clone(), from.clone(), to.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
