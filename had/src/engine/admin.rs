@@ -86,6 +86,7 @@ impl Engine {
         if !active {
             return Err(format!("group {group} is not online on {system}"));
         }
+        self.no_firm_parents(group, system)?;
         let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
         rt.intent = Intent::Offline;
         rt.then = Then::Nothing;
@@ -108,6 +109,7 @@ impl Engine {
         if self.groups[group][&from].intent != Intent::None {
             return Err(format!("group {group} is busy on {from}: wait, or hagrp -flush"));
         }
+        self.no_firm_parents(group, &from)?;
         let target = match to {
             Some(t) => {
                 self.group_on(group, t)?;
@@ -135,6 +137,18 @@ impl Engine {
         Ok(format!("group {group} switching from {from} to {target}"))
     }
 
+    /// A group that others require here (online local firm or hard) does
+    /// not go while they run: they go first.
+    fn no_firm_parents(&self, group: &str, system: &str) -> Result<(), String> {
+        match self.firm_parents_on(group, system).as_slice() {
+            [] => Ok(()),
+            parents => Err(format!(
+                "group {} requires group {group} (online local firm) and is online on {system}: take it offline first",
+                parents.join(",")
+            )),
+        }
+    }
+
     fn group_clear(&mut self, group: &str, system: Option<&str>) -> Answer {
         self.known_group(group)?;
         if let Some(s) = system {
@@ -148,7 +162,8 @@ impl Engine {
             rt.faulted = false;
             for r in self.idx.group_resources.get(group).cloned().unwrap_or_default() {
                 let rt = self.res.get_mut(&r).and_then(|p| p.get_mut(s)).expect("resource rt");
-                if rt.faulted {
+                let waited = std::mem::take(&mut rt.admin_wait);
+                if rt.faulted || waited {
                     rt.faulted = false;
                     rt.restarts = 0;
                     rt.online_retries = 0;
@@ -283,6 +298,7 @@ impl Engine {
         }
         for s in &systems {
             let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(s)).expect("resource rt");
+            rt.admin_wait = false;
             if rt.faulted {
                 rt.faulted = false;
                 rt.restarts = 0;

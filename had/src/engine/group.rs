@@ -5,6 +5,7 @@
 
 use super::state::*;
 use super::*;
+use crate::config::{DepCategory, DepKind, DepLocation};
 
 impl Engine {
     /// Issue what may start now for each system where `group` is going
@@ -42,7 +43,7 @@ impl Engine {
                 waiting = true;
                 continue;
             }
-            if rt.faulted || rt.state != ResState::Offline {
+            if rt.faulted || rt.admin_wait || rt.state != ResState::Offline {
                 continue;
             }
             let ready = conf.children.iter().all(|c| !self.conf.resources[c].enabled || self.res[c][system].is_online());
@@ -75,6 +76,20 @@ impl Engine {
     fn advance_offline(&mut self, group: &str, system: &str) -> bool {
         if !matches!(self.systems[system].state, SysState::Running | SysState::Leaving) {
             return true;
+        }
+        // Groups that need this one here (online local firm or hard) go
+        // first, and follow it wherever it comes up.
+        let parents = self.firm_parents_on(group, system);
+        if !parents.is_empty() {
+            for p in parents {
+                let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(system)).expect("group rt");
+                if rt.intent == Intent::None {
+                    rt.intent = Intent::Offline;
+                    rt.then = Then::FollowChild;
+                    self.dirty.insert(p);
+                }
+            }
+            return false;
         }
         let mut waiting = false;
         let resources = self.idx.group_resources.get(group).cloned().unwrap_or_default();
@@ -122,6 +137,47 @@ impl Engine {
                 }
             },
             Then::FailOver => self.fail_over(group, system),
+            Then::FollowChild => {
+                self.awaiting.insert(group.to_string(), system.to_string());
+                // The groups it requires were waiting for it to go.
+                let children: Vec<String> = self.conf.groups[group].deps.iter().map(|d| d.child.clone()).collect();
+                self.dirty.extend(children);
+            }
+        }
+    }
+
+    /// Groups that require `child` on `system` (online local, firm or
+    /// hard) and run there.
+    pub(super) fn firm_parents_on(&self, child: &str, system: &str) -> Vec<String> {
+        let Some(parents) = self.idx.dependents.get(child) else { return Vec::new() };
+        parents
+            .iter()
+            .filter(|p| {
+                self.conf.groups[*p].deps.iter().any(|d| {
+                    d.child == child && d.category == DepCategory::Online && d.location == DepLocation::Local && d.kind != DepKind::Soft
+                })
+            })
+            .filter(|p| self.group_state(p, system).is_some_and(|st| st.active()))
+            .cloned()
+            .collect()
+    }
+
+    /// Place the groups waiting for their dependencies, where they now may go.
+    pub(super) fn place_awaiting(&mut self) {
+        if self.awaiting.is_empty() {
+            return;
+        }
+        for (g, from) in self.awaiting.clone() {
+            if !self.active_on(&g).is_empty() || self.groups[&g].values().any(|r| r.intent != Intent::None) {
+                self.awaiting.remove(&g);
+                continue;
+            }
+            let systems: Vec<String> = self.conf.groups[&g].system_list.iter().map(|(s, _)| s.clone()).collect();
+            if let Some(to) = self.choose(&g, systems.iter(), None) {
+                self.awaiting.remove(&g);
+                self.out.push(Output::Notify(Notification::Failover { group: g.clone(), from, to: Some(to.clone()) }));
+                self.start_online(&g, &to);
+            }
         }
     }
 
@@ -143,10 +199,21 @@ impl Engine {
             return; // it runs elsewhere already
         }
         let systems: Vec<String> = g.system_list.iter().map(|(s, _)| s.clone()).collect();
+        let has_deps = !g.deps.is_empty();
         let to = self.choose(group, systems.iter(), Some(from));
-        self.out.push(Output::Notify(Notification::Failover { group: group.into(), from: from.into(), to: to.clone() }));
+        if to.is_some() || !has_deps {
+            self.out.push(Output::Notify(Notification::Failover { group: group.into(), from: from.into(), to: to.clone() }));
+        }
         match to {
             Some(t) => self.start_online(group, &t),
+            None if has_deps => {
+                // Perhaps once the groups it requires are up somewhere.
+                self.awaiting.insert(group.to_string(), from.to_string());
+                self.out.push(Output::Notify(Notification::Stuck {
+                    group: group.into(),
+                    why: format!("left {from}; waits for the groups it requires to be online where it may run"),
+                }));
+            }
             None => {
                 let why = systems
                     .iter()

@@ -77,6 +77,9 @@ pub struct Engine {
     tfrozen: BTreeSet<String>,
     /// Groups whose AutoStart was acted on (started, or found running).
     autostarted: BTreeSet<String>,
+    /// Groups that left a system and wait for a place that satisfies
+    /// their group dependencies: group -> the system they left.
+    awaiting: BTreeMap<String, String>,
     /// Monitors due: (when, sequence, resource, system). The sequence
     /// number orders timers due at once and spares string comparisons.
     timers: BTreeSet<(Millis, u64, String, String)>,
@@ -108,6 +111,7 @@ impl Engine {
             groups: BTreeMap::new(),
             tfrozen: BTreeSet::new(),
             autostarted: BTreeSet::new(),
+            awaiting: BTreeMap::new(),
             timers: BTreeSet::new(),
             timer_seq: 0,
             dirty: BTreeSet::new(),
@@ -246,6 +250,7 @@ impl Engine {
             for g in &dirty {
                 self.advance(g);
             }
+            self.place_awaiting();
             for g in &dirty {
                 self.autostart(g);
             }

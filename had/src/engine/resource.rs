@@ -132,6 +132,8 @@ impl Engine {
             (ResState::GoingOffline, _) => self.clean(resource, system, CleanReason::OfflineIneffective, AfterClean::Offline),
             // Steady state.
             (ResState::Online, Observed::Online) => {
+                // Back by itself (or by the administrator's hand).
+                rt.admin_wait = false;
                 // Online for ConfInterval: earlier restarts and tolerated
                 // offlines are forgiven (not before: a resource that keeps
                 // dropping out must not be tolerated for ever).
@@ -164,6 +166,11 @@ impl Engine {
         let (timing, group, ops) = (conf.timing, conf.group.clone(), conf.operations);
         let frozen = self.frozen(&group);
         let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
+        if rt.admin_wait {
+            // Already waiting for the administrator.
+            self.schedule_monitor(resource, system, timing.monitor_interval);
+            return;
+        }
         if rt.tolerated < timing.tolerance_limit {
             rt.tolerated += 1;
             // Still online as far as the group goes; the ConfInterval clock
@@ -201,6 +208,24 @@ impl Engine {
     }
 
     fn clean(&mut self, resource: &str, system: &str, why: CleanReason, after: AfterClean) {
+        let conf = &self.conf.resources[resource];
+        let (group, timing) = (conf.group.clone(), conf.timing);
+        if !self.conf.groups[&group].manage_faults {
+            // ManageFaults NONE: no clean, no restart, no retry; the
+            // resource waits for the administrator where it is.
+            let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
+            rt.admin_wait = true;
+            rt.state = match why {
+                CleanReason::OnlineHung | CleanReason::OnlineIneffective => ResState::Offline,
+                _ => ResState::Online,
+            };
+            self.out.push(Output::Notify(Notification::Stuck {
+                group,
+                why: format!("{resource} on {system} needs the administrator (ManageFaults NONE): ADMIN_WAIT until hagrp -clear"),
+            }));
+            self.schedule_monitor(resource, system, timing.monitor_interval);
+            return;
+        }
         let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
         rt.after_clean = after;
         self.command(resource, system, AgentOp::Clean(why));

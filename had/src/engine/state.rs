@@ -77,6 +77,9 @@ pub struct ResourceRt {
     pub online_since: Option<Millis>,
     /// What to do when the clean that is out succeeds.
     pub after_clean: AfterClean,
+    /// ManageFaults NONE: HAD saw a failure and did nothing about it (no
+    /// clean, no restart); the administrator decides (`hagrp -clear`).
+    pub admin_wait: bool,
 }
 
 /// What follows a successful clean.
@@ -104,6 +107,7 @@ impl ResourceRt {
             online_retries: 0,
             online_since: None,
             after_clean: AfterClean::Fault,
+            admin_wait: false,
         }
     }
 
@@ -116,11 +120,14 @@ impl ResourceRt {
             ResState::GoingOnline => "WAITING TO GO ONLINE",
             ResState::GoingOffline => "WAITING TO GO OFFLINE",
         };
+        let mut s = base.to_string();
         if self.faulted {
-            format!("{base}|FAULTED")
-        } else {
-            base.to_string()
+            s.push_str("|FAULTED");
         }
+        if self.admin_wait {
+            s.push_str("|ADMIN_WAIT");
+        }
+        s
     }
 
     pub fn is_online(&self) -> bool {
@@ -152,6 +159,9 @@ pub enum Then {
     OnlineOn(String),
     /// A fault or an evacuation: wherever the policy says.
     FailOver,
+    /// Taken down because a group it requires (firm or hard, local) goes:
+    /// it follows that group wherever it comes up.
+    FollowChild,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
