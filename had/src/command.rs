@@ -1,20 +1,33 @@
 //! The ha* command lines that change state, read into engine requests:
-//! `hagrp`, `hares`, `hasys`, `hastop`. Errors say which word was wrong and
-//! what was expected. (Read-only commands and configuration changes come
-//! with the daemon.)
+//! `hagrp`, `hares`, `hasys`, `hastop`, `haconf`, and the configuration
+//! commands (`-add`, `-modify`, `-link`, `-local`), which go whole to the
+//! configuration. Errors say which word was wrong and what was expected.
+//! (Read-only commands come with the daemon.)
 
 use crate::engine::Request;
 
 /// `words[0]` is the command (`hagrp`, ...), the rest its arguments.
 pub fn parse(words: &[&str]) -> Result<Request, String> {
     let (cmd, args) = words.split_first().ok_or("empty command line")?;
+    // Configuration commands go to the configuration as they are.
+    let config_op = matches!(
+        (*cmd, args.first().copied().unwrap_or("")),
+        ("hagrp", "-add" | "-modify" | "-link" | "-local")
+            | ("hares", "-add" | "-modify" | "-link" | "-local")
+            | ("hasys", "-add" | "-modify" | "-local")
+            | ("haclus", "-modify" | "-local")
+    );
+    if config_op {
+        return Ok(Request::Config { words: words.iter().map(|w| w.to_string()).collect() });
+    }
     let mut a = Args { cmd, words: args, at: 0 };
     let req = match *cmd {
+        "haconf" => a.haconf()?,
         "hagrp" => a.hagrp()?,
         "hares" => a.hares()?,
         "hasys" => a.hasys()?,
         "hastop" => a.hastop()?,
-        other => return Err(format!("unknown command {other}: expected hagrp, hares, hasys or hastop")),
+        other => return Err(format!("unknown command {other}: expected hagrp, hares, hasys, haclus, haconf or hastop")),
     };
     if let Some(extra) = a.words.get(a.at) {
         return Err(format!("{cmd}: unexpected {extra} at the end"));
@@ -100,6 +113,14 @@ impl<'a> Args<'a> {
             "-unfreeze" => Request::SystemUnfreeze { system },
             other => return Err(format!("hasys: unknown operation {other}")),
         })
+    }
+
+    fn haconf(&mut self) -> Result<Request, String> {
+        match self.next("-makerw or -dump")?.as_str() {
+            "-makerw" => Ok(Request::ConfMakeRw),
+            "-dump" => Ok(Request::ConfDump { makero: self.flag("-makero") }),
+            other => Err(format!("haconf: unknown operation {other}: expected -makerw or -dump [-makero]")),
+        }
     }
 
     fn hastop(&mut self) -> Result<Request, String> {

@@ -534,6 +534,73 @@ pub fn cmd_to_config(main_cmd: &Path, text: &str, main_cf: &Path, loader: &mut d
     }
 }
 
+/// Apply one configuration command (`hagrp -add G`, `hares -modify R A
+/// V...`, `hares -link P C`, ...; `words[0]` is the command) to a loaded
+/// configuration, as HAD does at run time between `haconf -makerw` and
+/// `haconf -dump`. The words come as the command line gave them: a number
+/// is a number. New items are placed in main.cf (file 0). `locals` holds
+/// the (object, attribute) pairs made per-system with `-local` and not yet
+/// given a value: kept by the caller between commands.
+pub fn apply_words(config: Config, words: &[String], locals: &mut BTreeSet<(String, String)>) -> Result<Config, String> {
+    if words.is_empty() {
+        return Err("empty command".into());
+    }
+    let mut b = Builder {
+        main_cmd: PathBuf::from("command"),
+        config,
+        diags: Vec::new(),
+        resource_group: BTreeMap::new(),
+        resource_type: BTreeMap::new(),
+        local: BTreeSet::new(),
+        shapes: BTreeMap::new(),
+        line: 1,
+    };
+    for t in &b.config.types {
+        let decls = t.attrs.iter().map(|d| (d.name.node.clone(), d.dim)).collect::<BTreeMap<_, _>>();
+        b.shapes.entry(t.name.node.clone()).or_insert(decls);
+    }
+    let mut local = BTreeSet::new();
+    for g in &b.config.groups {
+        for a in g.attrs.iter().filter(|a| a.system.is_some()) {
+            local.insert((Obj::Group(g.name.node.clone()), a.name.node.clone()));
+        }
+        for r in &g.resources {
+            b.resource_group.insert(r.name.node.clone(), g.name.node.clone());
+            b.resource_type.insert(r.name.node.clone(), r.type_name.node.clone());
+            for a in r.attrs.iter().filter(|a| a.system.is_some()) {
+                local.insert((Obj::Resource(r.name.node.clone()), a.name.node.clone()));
+            }
+        }
+    }
+    for (obj, attr) in locals.iter() {
+        let o = if obj.is_empty() {
+            Obj::Cluster
+        } else if b.resource_group.contains_key(obj) {
+            Obj::Resource(obj.clone())
+        } else if b.config.group(obj).is_some() {
+            Obj::Group(obj.clone())
+        } else {
+            Obj::System(obj.clone())
+        };
+        local.insert((o, attr.clone()));
+    }
+    b.local = local;
+    let words: Vec<Word> = words.iter().map(|w| Word { text: w.clone(), quoted: false }).collect();
+    b.command(&words);
+    if b.diags.is_empty() {
+        for (o, attr) in &b.local {
+            let name = match o {
+                Obj::Cluster => String::new(),
+                Obj::System(n) | Obj::Group(n) | Obj::Resource(n) => n.clone(),
+            };
+            locals.insert((name, attr.clone()));
+        }
+        Ok(b.config)
+    } else {
+        Err(b.diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+    }
+}
+
 /// What an attribute belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Obj {

@@ -102,8 +102,12 @@ pub struct Cluster {
 impl Cluster {
     /// `copies` engines (at least one) over `conf`.
     pub fn new(conf: ClusterConf, copies: usize) -> Cluster {
-        let world = World::new(&conf);
-        let engine = Engine::new(conf);
+        Cluster::of(Engine::new(conf), copies)
+    }
+
+    /// `copies` copies of `engine`.
+    pub fn of(engine: Engine, copies: usize) -> Cluster {
+        let world = World::new(engine.conf());
         Cluster {
             engines: vec![engine; copies.max(1)],
             world,

@@ -11,7 +11,7 @@
 //! SIM_SEEDS=N runs seeds 1..=N (default 200); SIM_SEED=N one seed.
 
 use had::cf::Loader;
-use had::engine::{Engine, Event, Request};
+use had::engine::{Engine, Event, Request, Source};
 use had::sim::Cluster;
 use had::validate;
 use llt::rng::Rng;
@@ -106,7 +106,7 @@ fn random_main_cf(rng: &mut Rng) -> (String, Vec<String>, Vec<String>, Vec<Strin
 
 fn random_request(rng: &mut Rng, systems: &[String], groups: &[String], resources: &[String]) -> Request {
     let (g, s, r) = (pick(rng, groups).clone(), pick(rng, systems).clone(), pick(rng, resources).clone());
-    match rng.below(12) {
+    match rng.below(13) {
         0 | 1 => Request::GroupOnline { group: g, system: s },
         2 => Request::GroupOffline { group: g, system: s },
         3 => Request::GroupSwitch { group: g, to: if rng.chance(50) { Some(s) } else { None } },
@@ -117,6 +117,19 @@ fn random_request(rng: &mut Rng, systems: &[String], groups: &[String], resource
         8 => Request::ResourceOnline { resource: r, system: s },
         9 => Request::ResourceOffline { resource: r, system: s },
         10 => Request::ResourceClear { resource: r, system: None },
+        11 => {
+            // Configuration changes at run time (some refused: a new
+            // resource's name may exist already, ...).
+            let w = |v: &[&str]| Request::Config { words: v.iter().map(|x| x.to_string()).collect() };
+            let n = rng.below(1000).to_string();
+            match rng.below(5) {
+                0 => w(&["hares", "-modify", &r, "RestartLimit", &rng.below(3).to_string()]),
+                1 => w(&["hares", "-modify", &r, "Critical", &rng.below(2).to_string()]),
+                2 => w(&["hagrp", "-modify", &g, "FailOverPolicy", *pick(rng, &["Priority", "RoundRobin", "Load"])]),
+                3 => w(&["hares", "-add", &format!("{g}_new{n}"), "FileOnOff", &g]),
+                _ => w(&["hares", "-modify", &r, "Enabled", &rng.below(2).to_string()]),
+            }
+        }
         _ => {
             if rng.chance(50) {
                 Request::SystemFreeze { system: s }
@@ -132,8 +145,11 @@ fn run(seed: u64) -> Result<String, String> {
     let mut rng = Rng::new(seed);
     let types = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/types.cf")).expect("conf/types.cf");
     let (main, systems, groups, resources) = random_main_cf(&mut rng);
-    let conf = validate::load_with(Path::new("main.cf"), &mut Mem(main.clone(), types)).map_err(|e| format!("generated main.cf does not load: {e}\n{main}"))?;
-    let mut c = Cluster::new(conf, 3);
+    let conf = validate::load_with(Path::new("main.cf"), &mut Mem(main.clone(), types.clone()))
+        .map_err(|e| format!("generated main.cf does not load: {e}\n{main}"))?;
+    let source = Source { main_cf: main.clone(), includes: [("types.cf".to_string(), types)].into(), ..Source::default() };
+    let mut c = Cluster::of(Engine::with_source(conf, source), 3);
+    c.feed(Event::Admin { id: 0, from: systems[0].clone(), request: Request::ConfMakeRw }).map_err(|e| format!("seed {seed}: {e}"))?;
     let ctx = |e: String, step: usize| format!("seed {seed} step {step}: {e}\n--- main.cf\n{main}");
     for s in &systems {
         c.feed(Event::SystemUp { system: s.clone() }).map_err(|e| ctx(e, 0))?;

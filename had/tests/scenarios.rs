@@ -5,7 +5,7 @@
 //! failure names the file, the line and what differed.
 
 use had::cf::Loader;
-use had::engine::{AgentOp, Event, Notification, Output};
+use had::engine::{AgentOp, Engine, Event, Notification, Output, Source};
 use had::sim::Cluster;
 use had::{command, validate};
 use std::fs;
@@ -49,8 +49,10 @@ fn run(path: &Path) -> Result<usize, String> {
         }
     }
     let types = fs::read_to_string(root().join("../conf/types.cf")).map_err(|e| format!("conf/types.cf: {e}"))?;
-    let conf = validate::load_with(Path::new("main.cf"), &mut Mem { main, types }).map_err(|e| format!("{}: main.cf:\n{e}", path.display()))?;
-    let mut c = Cluster::new(conf, 3);
+    let conf = validate::load_with(Path::new("main.cf"), &mut Mem { main: main.clone(), types: types.clone() })
+        .map_err(|e| format!("{}: main.cf:\n{e}", path.display()))?;
+    let source = Source { main_cf: main, includes: [("types.cf".to_string(), types)].into(), ..Source::default() };
+    let mut c = Cluster::of(Engine::with_source(conf, source), 3);
     let mut mark = 0; // log position of the last `expect commands`
     let mut steps = 0;
     for (line, step) in script {
@@ -159,6 +161,18 @@ fn do_step(c: &mut Cluster, step: &str, mark: &mut usize) -> Result<(), String> 
                 Ok(())
             } else {
                 Err(format!("failovers were {:?}", c.failovers()))
+            }
+        }
+        ["expect", "dump", "has", words @ ..] => {
+            let want = words.join(" ");
+            let dump = c.log.iter().rev().find_map(|o| match o {
+                Output::MainCf(text) => Some(text.clone()),
+                _ => None,
+            });
+            match dump {
+                Some(text) if text.contains(&want) => Ok(()),
+                Some(text) => Err(format!("the last dump has no \"{want}\":\n{text}")),
+                None => Err("no haconf -dump yet".into()),
             }
         }
         ["expect", "no", "failover"] => match c.failovers().as_slice() {

@@ -25,6 +25,9 @@ impl Engine {
             Request::SystemFreeze { system } => self.system_freeze(system, true),
             Request::SystemUnfreeze { system } => self.system_freeze(system, false),
             Request::SystemStop { system, evacuate } => self.system_stop(system, *evacuate),
+            Request::ConfMakeRw => self.conf_makerw(),
+            Request::ConfDump { makero } => self.conf_dump(*makero),
+            Request::Config { words } => self.conf_command(words),
         }
     }
 

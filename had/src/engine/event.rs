@@ -64,6 +64,16 @@ pub enum Request {
     /// system): failover groups go elsewhere when evacuating, else offline;
     /// once nothing runs there, HAD on S exits.
     SystemStop { system: String, evacuate: bool },
+    /// `haconf -makerw`: configuration commands are accepted.
+    ConfMakeRw,
+    /// `haconf -dump [-makero]`: main.cf is written out (every node writes
+    /// its own copy, from [`Output::MainCf`]).
+    ConfDump { makero: bool },
+    /// A configuration command: `hagrp -add G`, `hagrp -modify G A V...`,
+    /// `hagrp -link P C online local firm`, `hares -add R T G`, `hares
+    /// -modify R A V... [-sys S]`, `hares -local R A`, `hares -link P C`,
+    /// `hasys -add S`, `haclus -modify A V`. `words[0]` is the command.
+    Config { words: Vec<String> },
 }
 
 /// How an entry point ended.
@@ -124,6 +134,8 @@ impl AgentOp {
 pub enum Output {
     Agent(AgentCommand),
     Reply { id: u64, to: String, result: Result<String, String> },
+    /// `haconf -dump`: the configuration as main.cf, for the host to write.
+    MainCf(String),
     Notify(Notification),
 }
 

@@ -15,10 +15,12 @@ mod admin;
 pub mod event;
 mod group;
 mod placement;
+mod reconfig;
 mod resource;
 pub mod state;
 
 pub use event::*;
+pub use reconfig::Source;
 use state::*;
 
 use crate::config::{ClusterConf, Operations};
@@ -77,6 +79,11 @@ pub struct Engine {
     tfrozen: BTreeSet<String>,
     /// Groups whose AutoStart was acted on (started, or found running).
     autostarted: BTreeSet<String>,
+    /// The configuration as text, for changes at run time (None: built
+    /// from a ClusterConf alone; changes are refused).
+    source: Option<Source>,
+    /// Between `haconf -makerw` and `haconf -dump -makero`.
+    read_write: bool,
     /// Groups that left a system and wait for a place that satisfies
     /// their group dependencies: group -> the system they left.
     awaiting: BTreeMap<String, String>,
@@ -112,6 +119,8 @@ impl Engine {
             tfrozen: BTreeSet::new(),
             autostarted: BTreeSet::new(),
             awaiting: BTreeMap::new(),
+            source: None,
+            read_write: false,
             timers: BTreeSet::new(),
             timer_seq: 0,
             dirty: BTreeSet::new(),
