@@ -10,26 +10,11 @@
 //!
 //! SIM_SEEDS=N runs seeds 1..=N (default 200); SIM_SEED=N one seed.
 
-use had::cf::Loader;
 use had::engine::{Engine, Event, Request, Source};
 use had::sim::Cluster;
-use had::validate;
 use llt::rng::Rng;
 use std::fmt::Write as _;
-use std::io;
 use std::path::Path;
-
-struct Mem(String, String);
-
-impl Loader for Mem {
-    fn read(&mut self, path: &Path) -> io::Result<String> {
-        match path.file_name().and_then(|n| n.to_str()) {
-            Some("main.cf") => Ok(self.0.clone()),
-            Some("types.cf") => Ok(self.1.clone()),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
-        }
-    }
-}
 
 fn pick<'a, T>(rng: &mut Rng, v: &'a [T]) -> &'a T {
     &v[rng.below(v.len() as u64) as usize]
@@ -145,9 +130,8 @@ fn run(seed: u64) -> Result<String, String> {
     let mut rng = Rng::new(seed);
     let types = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/types.cf")).expect("conf/types.cf");
     let (main, systems, groups, resources) = random_main_cf(&mut rng);
-    let conf = validate::load_with(Path::new("main.cf"), &mut Mem(main.clone(), types.clone()))
-        .map_err(|e| format!("generated main.cf does not load: {e}\n{main}"))?;
-    let source = Source { main_cf: main.clone(), includes: [("types.cf".to_string(), types)].into(), ..Source::default() };
+    let source = Source::new(main.clone(), [("types.cf".to_string(), types)]);
+    let conf = source.conf().map_err(|e| format!("generated main.cf does not load: {e}\n{main}"))?;
     let mut c = Cluster::of(Engine::with_source(conf, source), 3);
     c.feed(Event::Admin { id: 0, from: systems[0].clone(), request: Request::ConfMakeRw }).map_err(|e| format!("seed {seed}: {e}"))?;
     let ctx = |e: String, step: usize| format!("seed {seed} step {step}: {e}\n--- main.cf\n{main}");

@@ -4,28 +4,11 @@
 //! pretend agents ([`had::sim`]). Every step is checked as it goes; a
 //! failure names the file, the line and what differed.
 
-use had::cf::Loader;
 use had::engine::{AgentOp, Engine, Event, Notification, Output, Source};
 use had::sim::Cluster;
-use had::{command, validate};
+use had::command;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-
-struct Mem {
-    main: String,
-    types: String,
-}
-
-impl Loader for Mem {
-    fn read(&mut self, path: &Path) -> io::Result<String> {
-        match path.file_name().and_then(|n| n.to_str()) {
-            Some("main.cf") => Ok(self.main.clone()),
-            Some("types.cf") => Ok(self.types.clone()),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "only main.cf and types.cf in a scenario")),
-        }
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -49,9 +32,8 @@ fn run(path: &Path) -> Result<usize, String> {
         }
     }
     let types = fs::read_to_string(root().join("../conf/types.cf")).map_err(|e| format!("conf/types.cf: {e}"))?;
-    let conf = validate::load_with(Path::new("main.cf"), &mut Mem { main: main.clone(), types: types.clone() })
-        .map_err(|e| format!("{}: main.cf:\n{e}", path.display()))?;
-    let source = Source { main_cf: main, includes: [("types.cf".to_string(), types)].into(), ..Source::default() };
+    let source = Source::new(main, [("types.cf".to_string(), types)]);
+    let conf = source.conf().map_err(|e| format!("{}: main.cf:\n{e}", path.display()))?;
     let mut c = Cluster::of(Engine::with_source(conf, source), 3);
     let mut mark = 0; // log position of the last `expect commands`
     let mut steps = 0;

@@ -8,26 +8,11 @@
 //!
 //! Release build: `cargo run --release -p had --bin had-bench -- all`.
 
-use had::cf::Loader;
-use had::engine::{Engine, Event, Output};
+use had::engine::{Engine, Event, Output, Source};
 use had::sim::World;
-use had::validate;
 use std::collections::VecDeque;
-use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-struct Mem(String, String);
-
-impl Loader for Mem {
-    fn read(&mut self, path: &Path) -> io::Result<String> {
-        match path.file_name().and_then(|n| n.to_str()) {
-            Some("main.cf") => Ok(self.0.clone()),
-            Some("types.cf") => Ok(self.1.clone()),
-            _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
-        }
-    }
-}
 
 /// A main.cf of `groups` failover groups of `per` resources each (a chain
 /// of FileOnOff and Process resources) on `systems` systems.
@@ -77,7 +62,7 @@ fn bench_parse() {
     let mut conf = None;
     for _ in 0..7 {
         let t = Instant::now();
-        let c = validate::load_with(Path::new("main.cf"), &mut Mem(text.clone(), types.clone())).expect("generated main.cf is valid");
+        let c = Source::new(text.clone(), [("types.cf".to_string(), types.clone())]).conf().expect("generated main.cf is valid");
         times.push(t.elapsed());
         conf = Some(c);
     }
@@ -123,7 +108,7 @@ impl Run {
 /// restarts and failovers they cause, until `events` events were applied.
 fn bench_engine(events: u64) {
     let types = types_cf();
-    let conf = validate::load_with(Path::new("main.cf"), &mut Mem(generate(200, 10, 4), types)).expect("valid");
+    let conf = Source::new(generate(200, 10, 4), [("types.cf".to_string(), types)]).conf().expect("valid");
     let mut run = Run {
         engine: Engine::new(conf.clone()),
         world: World::new(&conf),

@@ -23,17 +23,28 @@ pub struct Source {
 }
 
 impl Source {
+    /// main.cf's text and the files it includes: (path as named, text).
+    pub fn new(main_cf: impl Into<String>, includes: impl IntoIterator<Item = (String, String)>) -> Source {
+        Source { main_cf: main_cf.into(), includes: includes.into_iter().collect(), locals: BTreeSet::new() }
+    }
+
+    fn read(&self, p: &Path) -> io::Result<String> {
+        let name = p.to_string_lossy();
+        if name == "main.cf" {
+            return Ok(self.main_cf.clone());
+        }
+        let rel = name.strip_prefix("./").unwrap_or(&name);
+        self.includes.get(rel).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in this configuration"))
+    }
+
     /// The parsed configuration, includes followed.
     fn load(&self) -> Result<cf::Config, String> {
-        let mut loader = |p: &Path| -> io::Result<String> {
-            let name = p.to_string_lossy();
-            if name == "main.cf" {
-                return Ok(self.main_cf.clone());
-            }
-            let rel = name.strip_prefix("./").unwrap_or(&name);
-            self.includes.get(rel).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the running configuration"))
-        };
-        cf::load(Path::new("main.cf"), &mut loader).map_err(|e| e.to_string())
+        cf::load(Path::new("main.cf"), &mut |p: &Path| self.read(p)).map_err(|e| e.to_string())
+    }
+
+    /// Parsed and validated: what an engine runs.
+    pub fn conf(&self) -> Result<ClusterConf, cf::CfError> {
+        validate::load_with(Path::new("main.cf"), &mut |p: &Path| self.read(p))
     }
 }
 
