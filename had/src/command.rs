@@ -12,8 +12,8 @@ pub fn parse(words: &[&str]) -> Result<Request, String> {
     // Configuration commands go to the configuration as they are.
     let config_op = matches!(
         (*cmd, args.first().copied().unwrap_or("")),
-        ("hagrp", "-add" | "-modify" | "-link" | "-local")
-            | ("hares", "-add" | "-modify" | "-link" | "-local")
+        ("hagrp", "-add" | "-modify" | "-link" | "-local" | "-unlink" | "-delete")
+            | ("hares", "-add" | "-modify" | "-link" | "-local" | "-unlink" | "-delete")
             | ("hasys", "-add" | "-modify" | "-local")
             | ("haclus", "-modify" | "-local")
     );

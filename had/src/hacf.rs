@@ -626,9 +626,9 @@ struct Builder {
 const USAGE_HACLUS: &str = "haclus -modify ATTR VALUE... [-sys SYS] | haclus -local ATTR";
 const USAGE_HASYS: &str = "hasys -add SYS | hasys -modify SYS ATTR VALUE... [-sys SYS] | hasys -local SYS ATTR";
 const USAGE_HAGRP: &str =
-    "hagrp -add GROUP | hagrp -modify GROUP ATTR VALUE... [-sys SYS] | hagrp -local GROUP ATTR | hagrp -link PARENT CHILD online|offline local|global|remote [soft|firm|hard]";
+    "hagrp -add GROUP | hagrp -modify GROUP ATTR VALUE... [-sys SYS] | hagrp -local GROUP ATTR | hagrp -link PARENT CHILD online|offline local|global|remote [soft|firm|hard] | hagrp -unlink PARENT CHILD | hagrp -delete GROUP";
 const USAGE_HARES: &str =
-    "hares -add RES TYPE GROUP | hares -modify RES ATTR VALUE... [-sys SYS] | hares -local RES ATTR | hares -link PARENT CHILD";
+    "hares -add RES TYPE GROUP | hares -modify RES ATTR VALUE... [-sys SYS] | hares -local RES ATTR | hares -link PARENT CHILD | hares -unlink PARENT CHILD | hares -delete RES";
 
 impl Builder {
     fn err(&mut self, message: impl Into<String>) {
@@ -668,6 +668,10 @@ impl Builder {
             ("hares", "-modify") => self.with_object(args, |b, n| b.resource_obj(n), Self::modify),
             ("hares", "-local") => self.with_object(args, |b, n| b.resource_obj(n), Self::local),
             ("hares", "-link") => self.link_resources(args),
+            ("hares", "-unlink") => self.unlink_resources(args),
+            ("hares", "-delete") => self.delete_resource(args),
+            ("hagrp", "-unlink") => self.unlink_groups(args),
+            ("hagrp", "-delete") => self.delete_group(args),
             _ => {
                 let shown = words.get(1).map(|w| w.text.as_str()).unwrap_or("");
                 let what = if shown.is_empty() { "missing option".to_string() } else { format!("unknown option {shown}") };
@@ -766,6 +770,62 @@ impl Builder {
         let (parent, child) = (self.name(&args[0]), self.name(&args[1]));
         let group = self.config.groups.iter_mut().find(|x| x.name.node == g).expect("resource's group exists");
         group.resource_deps.push(cf::ResourceDep { parent, child });
+        Ok(())
+    }
+
+    fn unlink_resources(&mut self, args: &[Word]) -> Result<(), String> {
+        Self::count(args, 2, "hares -unlink PARENT CHILD")?;
+        self.resource_obj(&args[0].text)?;
+        let g = self.resource_group[&args[0].text].clone();
+        let group = self.config.groups.iter_mut().find(|x| x.name.node == g).expect("resource's group exists");
+        let before = group.resource_deps.len();
+        group.resource_deps.retain(|d| !(d.parent.node == args[0].text && d.child.node == args[1].text));
+        if group.resource_deps.len() == before {
+            return Err(format!("{} does not require {}", args[0].text, args[1].text));
+        }
+        Ok(())
+    }
+
+    /// A resource goes, with its links and its per-system attributes.
+    fn delete_resource(&mut self, args: &[Word]) -> Result<(), String> {
+        Self::count(args, 1, "hares -delete RES")?;
+        let r = args[0].text.clone();
+        self.resource_obj(&r)?;
+        let g = self.resource_group.remove(&r).expect("resolved");
+        self.resource_type.remove(&r);
+        let group = self.config.groups.iter_mut().find(|x| x.name.node == g).expect("resource's group exists");
+        group.resources.retain(|x| x.name.node != r);
+        group.resource_deps.retain(|d| d.parent.node != r && d.child.node != r);
+        self.local.retain(|(o, _)| *o != Obj::Resource(r.clone()));
+        Ok(())
+    }
+
+    fn unlink_groups(&mut self, args: &[Word]) -> Result<(), String> {
+        Self::count(args, 2, "hagrp -unlink PARENT CHILD")?;
+        self.group_obj(&args[0].text)?;
+        let group = self.config.groups.iter_mut().find(|x| x.name.node == args[0].text).expect("group checked");
+        let before = group.group_deps.len();
+        group.group_deps.retain(|d| d.group.node != args[1].text);
+        if group.group_deps.len() == before {
+            return Err(format!("group {} does not require group {}", args[0].text, args[1].text));
+        }
+        Ok(())
+    }
+
+    /// An empty group goes (its resources must go first, as in VCS), and
+    /// with it the dependencies on it.
+    fn delete_group(&mut self, args: &[Word]) -> Result<(), String> {
+        Self::count(args, 1, "hagrp -delete GROUP")?;
+        let g = args[0].text.clone();
+        self.group_obj(&g)?;
+        if self.resource_group.values().any(|x| *x == g) {
+            return Err(format!("group {g} still has resources: hares -delete them first"));
+        }
+        if let Some(p) = self.config.groups.iter().find(|x| x.group_deps.iter().any(|d| d.group.node == g)) {
+            return Err(format!("group {} requires group {g}: hagrp -unlink {} {g} first", p.name.node, p.name.node));
+        }
+        self.config.groups.retain(|x| x.name.node != g);
+        self.local.retain(|(o, _)| *o != Obj::Group(g.clone()));
         Ok(())
     }
 

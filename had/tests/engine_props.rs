@@ -107,7 +107,8 @@ fn random_request(rng: &mut Rng, systems: &[String], groups: &[String], resource
             // resource's name may exist already, ...).
             let w = |v: &[&str]| Request::Config { words: v.iter().map(|x| x.to_string()).collect() };
             let n = rng.below(1000).to_string();
-            match rng.below(5) {
+            match rng.below(6) {
+                5 => w(&["hares", "-delete", &r]),
                 0 => w(&["hares", "-modify", &r, "RestartLimit", &rng.below(3).to_string()]),
                 1 => w(&["hares", "-modify", &r, "Critical", &rng.below(2).to_string()]),
                 2 => w(&["hagrp", "-modify", &g, "FailOverPolicy", *pick(rng, &["Priority", "RoundRobin", "Load"])]),

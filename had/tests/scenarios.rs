@@ -157,6 +157,14 @@ fn do_step(c: &mut Cluster, step: &str, mark: &mut usize) -> Result<(), String> 
                 None => Err("no haconf -dump yet".into()),
             }
         }
+        ["expect", "dump", "lacks", words @ ..] => {
+            let unwanted = words.join(" ");
+            match c.log.iter().rev().find_map(|o| if let Output::MainCf(t) = o { Some(t.clone()) } else { None }) {
+                Some(text) if text.contains(&unwanted) => Err(format!("the last dump has \"{unwanted}\"")),
+                Some(_) => Ok(()),
+                None => Err("no haconf -dump yet".into()),
+            }
+        }
         ["expect", "no", "failover"] => match c.failovers().as_slice() {
             [] => Ok(()),
             f => Err(format!("failovers were {f:?}")),

@@ -86,6 +86,22 @@ impl Engine {
             return Err("the configuration is read-only: haconf -makerw first".into());
         }
         let Some(src) = &self.source else { return Err("this HAD has no configuration text".into()) };
+        // What runs is not deleted under HAD's feet.
+        if let [cmd, op, name, ..] = words {
+            match (cmd.as_str(), op.as_str()) {
+                ("hares", "-delete") => {
+                    if let Some((s, rt)) = self.res.get(name.as_str()).and_then(|p| p.iter().find(|(_, rt)| rt.is_online() || rt.busy.is_some())) {
+                        return Err(format!("resource {name} is {} on {s}: take it offline first", rt.state_name()));
+                    }
+                }
+                ("hagrp", "-delete") => {
+                    if let Some(s) = self.active_on(name).first() {
+                        return Err(format!("group {name} is online on {s}: take it offline first"));
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut locals = src.locals.clone();
         let config = src.load()?;
         let config = hacf::apply_words(config, words, &mut locals)?;
