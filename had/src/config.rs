@@ -99,6 +99,8 @@ pub struct Timing {
     pub offline_timeout: u32,
     pub monitor_timeout: u32,
     pub clean_timeout: u32,
+    /// Monitor timeouts in a row that count as a fault (4; 0: never).
+    pub fault_on_monitor_timeouts: u32,
 }
 
 impl Default for Timing {
@@ -115,6 +117,7 @@ impl Default for Timing {
             offline_timeout: 300,
             monitor_timeout: 60,
             clean_timeout: 60,
+            fault_on_monitor_timeouts: 4,
         }
     }
 }

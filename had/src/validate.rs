@@ -437,6 +437,7 @@ impl<'a> Validator<'a> {
             offline_timeout: int("OfflineTimeout", def.offline_timeout),
             monitor_timeout: int("MonitorTimeout", def.monitor_timeout),
             clean_timeout: int("CleanTimeout", def.clean_timeout),
+            fault_on_monitor_timeouts: int("FaultOnMonitorTimeouts", def.fault_on_monitor_timeouts),
         };
         let operations = match values.get("Operations").and_then(|v| text_of(&v.node)).as_deref() {
             None | Some("OnOff") => Operations::OnOff,

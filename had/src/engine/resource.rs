@@ -25,7 +25,12 @@ impl Engine {
         let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
         rt.busy = None;
         match result {
-            AgentResult::Monitor(seen) => self.monitored(resource, system, *seen),
+            AgentResult::Monitor(seen) => {
+                if let Some(rt) = self.res.get_mut(resource).and_then(|p| p.get_mut(system)) {
+                    rt.monitor_timeouts = 0;
+                }
+                self.monitored(resource, system, *seen)
+            }
             AgentResult::Done(AgentOp::Online) | AgentResult::Done(AgentOp::Offline) => {
                 // The monitor that follows says whether it worked.
                 self.command(resource, system, AgentOp::Monitor);
@@ -34,8 +39,17 @@ impl Engine {
             AgentResult::TimedOut(AgentOp::Online) => self.online_failed(resource, system, CleanReason::OnlineHung),
             AgentResult::TimedOut(AgentOp::Offline) => self.clean(resource, system, CleanReason::OfflineHung, AfterClean::Offline),
             AgentResult::TimedOut(AgentOp::Monitor) => {
-                let secs = self.monitor_secs(resource, system);
-                self.schedule_monitor(resource, system, secs);
+                // FaultOnMonitorTimeouts in a row: the resource is hung.
+                let limit = self.conf.resources[resource].timing.fault_on_monitor_timeouts;
+                let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
+                rt.monitor_timeouts += 1;
+                if limit > 0 && rt.monitor_timeouts >= limit && rt.state == ResState::Online {
+                    rt.monitor_timeouts = 0;
+                    self.clean(resource, system, CleanReason::MonitorHung, AfterClean::Fault);
+                } else {
+                    let secs = self.monitor_secs(resource, system);
+                    self.schedule_monitor(resource, system, secs);
+                }
             }
             AgentResult::TimedOut(AgentOp::Clean(_)) | AgentResult::Cleaned { ok: false } => self.clean_failed(resource, system),
             AgentResult::Cleaned { ok: true } => {

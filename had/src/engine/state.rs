@@ -77,6 +77,8 @@ pub struct ResourceRt {
     pub online_since: Option<Millis>,
     /// What to do when the clean that is out succeeds.
     pub after_clean: AfterClean,
+    /// Monitors in a row that timed out.
+    pub monitor_timeouts: u32,
     /// ManageFaults NONE: HAD saw a failure and did nothing about it (no
     /// clean, no restart); the administrator decides (`hagrp -clear`).
     pub admin_wait: bool,
@@ -108,6 +110,7 @@ impl ResourceRt {
             online_since: None,
             after_clean: AfterClean::Fault,
             admin_wait: false,
+            monitor_timeouts: 0,
         }
     }
 
