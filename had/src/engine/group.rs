@@ -10,7 +10,41 @@ use crate::config::{DepCategory, DepKind, DepLocation};
 impl Engine {
     /// Issue what may start now for each system where `group` is going
     /// online or offline; finish what is done.
+    /// Resources taken offline because something they require faulted:
+    /// each once nothing online requires it any more.
+    fn advance_stopping(&mut self, group: &str) {
+        let mine: Vec<(String, String)> =
+            self.stopping.iter().filter(|(r, _)| self.conf.resources.get(r).is_none_or(|c| c.group == group)).cloned().collect();
+        for (r, s) in mine {
+            let Some(rt) = self.res.get(&r).and_then(|p| p.get(&s)) else {
+                self.stopping.remove(&(r, s));
+                continue;
+            };
+            if rt.busy.is_some() || rt.state == ResState::GoingOffline {
+                continue;
+            }
+            if !rt.is_online() || self.conf.resources[&r].operations != Operations::OnOff {
+                self.stopping.remove(&(r, s));
+                continue;
+            }
+            let parents_down = self.idx.parents.get(&r).into_iter().flatten().all(|p| {
+                let prt = &self.res[p][&s];
+                !(prt.is_online() && self.conf.resources[p].operations == Operations::OnOff) && prt.busy.is_none()
+            });
+            if parents_down {
+                self.stopping.remove(&(r.clone(), s.clone()));
+                let rt = self.res.get_mut(&r).and_then(|p| p.get_mut(&s)).expect("resource rt");
+                rt.state = ResState::GoingOffline;
+                self.command(&r, &s, AgentOp::Offline);
+                self.notify_resource(&r, &s);
+            }
+        }
+    }
+
     pub(super) fn advance(&mut self, group: &str) {
+        if !self.stopping.is_empty() {
+            self.advance_stopping(group);
+        }
         let systems: Vec<(String, Intent)> = match self.groups.get(group) {
             Some(per) => per.iter().filter(|(_, r)| r.intent != Intent::None).map(|(s, r)| (s.clone(), r.intent)).collect(),
             None => return,

@@ -84,6 +84,9 @@ pub struct Engine {
     source: Option<Source>,
     /// Between `haconf -makerw` and `haconf -dump -makero`.
     read_write: bool,
+    /// Resources to take offline on a system because something they
+    /// require faulted (FaultPropagation): (resource, system).
+    stopping: BTreeSet<(String, String)>,
     /// Groups that left a system and wait for a place that satisfies
     /// their group dependencies: group -> the system they left.
     awaiting: BTreeMap<String, String>,
@@ -119,6 +122,7 @@ impl Engine {
             tfrozen: BTreeSet::new(),
             autostarted: BTreeSet::new(),
             awaiting: BTreeMap::new(),
+            stopping: BTreeSet::new(),
             source: None,
             read_write: false,
             timers: BTreeSet::new(),
@@ -282,7 +286,9 @@ impl Engine {
     /// Whether the group is going somewhere (or may autostart): then every
     /// result of its resources may let it take a step.
     fn moving(&self, group: &str) -> bool {
-        !self.autostarted.contains(group) || self.groups.get(group).is_some_and(|p| p.values().any(|r| r.intent != Intent::None))
+        !self.autostarted.contains(group)
+            || self.groups.get(group).is_some_and(|p| p.values().any(|r| r.intent != Intent::None))
+            || (!self.stopping.is_empty() && self.stopping.iter().any(|(r, _)| self.conf.resources.get(r).is_some_and(|c| c.group == group)))
     }
 
     /// Tell the group's state where it changed; whether it did.

@@ -279,9 +279,22 @@ impl Engine {
         // FaultPropagation: a fault reaches what requires the resource; a
         // critical resource among those that were up faults the group.
         let critical = critical || (g.fault_propagation && self.critical_above(resource, system));
-        if !critical || !g.manage_faults || self.frozen(&group) {
-            // Reported only: a non-critical resource, ManageFaults NONE, or
-            // a frozen group.
+        if !g.manage_faults || self.frozen(&group) {
+            // Reported only: ManageFaults NONE, or a frozen group.
+            return;
+        }
+        if !critical {
+            // The group stays; what requires the resource cannot run on
+            // without it and is taken offline, top-down (FaultPropagation).
+            if g.fault_propagation {
+                let mut stack: Vec<String> = self.idx.parents.get(resource).cloned().unwrap_or_default();
+                while let Some(p) = stack.pop() {
+                    if self.stopping.insert((p.clone(), system.to_string())) {
+                        stack.extend(self.idx.parents.get(&p).cloned().unwrap_or_default());
+                    }
+                }
+                self.dirty.insert(group);
+            }
             return;
         }
         let fail_over = g.auto_fail_over && !g.parallel;
