@@ -26,9 +26,7 @@ impl Engine {
         rt.busy = None;
         match result {
             AgentResult::Monitor(seen) => {
-                if let Some(rt) = self.res.get_mut(resource).and_then(|p| p.get_mut(system)) {
-                    rt.monitor_timeouts = 0;
-                }
+                rt.monitor_timeouts = 0;
                 self.monitored(resource, system, *seen)
             }
             AgentResult::Done(AgentOp::Online) | AgentResult::Done(AgentOp::Offline) => {
