@@ -89,7 +89,7 @@ impl Engine {
         if !active {
             return Err(format!("group {group} is not online on {system}"));
         }
-        self.no_firm_parents(group, system)?;
+        self.relied_on(group, system)?;
         let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
         rt.intent = Intent::Offline;
         rt.then = Then::Nothing;
@@ -112,7 +112,7 @@ impl Engine {
         if self.groups[group][&from].intent != Intent::None {
             return Err(format!("group {group} is busy on {from}: wait, or hagrp -flush"));
         }
-        self.no_firm_parents(group, &from)?;
+        self.relied_on(group, &from)?;
         let target = match to {
             Some(t) => {
                 self.group_on(group, t)?;
@@ -138,18 +138,6 @@ impl Engine {
         rt.then = Then::OnlineOn(target.clone());
         self.dirty.insert(group.to_string());
         Ok(format!("group {group} switching from {from} to {target}"))
-    }
-
-    /// A group that others require here (online local firm or hard) does
-    /// not go while they run: they go first.
-    fn no_firm_parents(&self, group: &str, system: &str) -> Result<(), String> {
-        match self.firm_parents_on(group, system).as_slice() {
-            [] => Ok(()),
-            parents => Err(format!(
-                "group {} requires group {group} (online local firm) and is online on {system}: take it offline first",
-                parents.join(",")
-            )),
-        }
     }
 
     fn group_clear(&mut self, group: &str, system: Option<&str>) -> Answer {

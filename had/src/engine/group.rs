@@ -5,7 +5,7 @@
 
 use super::state::*;
 use super::*;
-use crate::config::{DepCategory, DepKind, DepLocation};
+use crate::config::DepLocation;
 
 impl Engine {
     /// Issue what may start now for each system where `group` is going
@@ -66,6 +66,11 @@ impl Engine {
         if self.systems[system].state != SysState::Running {
             return true;
         }
+        if !self.firm_deps_hold(group, system) {
+            // A group it relies on is going: that group takes this one
+            // down first (take_down_relying); nothing more starts here.
+            return false;
+        }
         let mut waiting = false;
         for r in self.idx.group_resources.get(group).cloned().unwrap_or_default() {
             let conf = &self.conf.resources[&r];
@@ -111,18 +116,9 @@ impl Engine {
         if !matches!(self.systems[system].state, SysState::Running | SysState::Leaving) {
             return true;
         }
-        // Groups that need this one here (online local firm or hard) go
-        // first, and follow it wherever it comes up.
-        let parents = self.firm_parents_on(group, system);
-        if !parents.is_empty() {
-            for p in parents {
-                let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(system)).expect("group rt");
-                if rt.intent == Intent::None {
-                    rt.intent = Intent::Offline;
-                    rt.then = Then::FollowChild;
-                    self.dirty.insert(p);
-                }
-            }
+        // Parents that rely on this one here (firm or hard) go first, and
+        // follow it wherever it comes up.
+        if self.take_down_relying(group, system, None) {
             return false;
         }
         let mut waiting = false;
@@ -159,8 +155,12 @@ impl Engine {
         rt.onlined = intent == Intent::Online;
         let then = std::mem::replace(&mut rt.then, Then::Nothing);
         if intent != Intent::Offline {
+            self.soft_parents_follow(group, system);
             return;
         }
+        // The groups it requires may have waited for it to go.
+        let children: Vec<String> = self.conf.groups[group].deps.iter().map(|d| d.child.clone()).collect();
+        self.dirty.extend(children);
         match then {
             Then::Nothing => {}
             Then::OnlineOn(to) => match self.ineligible(group, &to) {
@@ -173,27 +173,8 @@ impl Engine {
             Then::FailOver => self.fail_over(group, system),
             Then::FollowChild => {
                 self.awaiting.insert(group.to_string(), system.to_string());
-                // The groups it requires were waiting for it to go.
-                let children: Vec<String> = self.conf.groups[group].deps.iter().map(|d| d.child.clone()).collect();
-                self.dirty.extend(children);
             }
         }
-    }
-
-    /// Groups that require `child` on `system` (online local, firm or
-    /// hard) and run there.
-    pub(super) fn firm_parents_on(&self, child: &str, system: &str) -> Vec<String> {
-        let Some(parents) = self.idx.dependents.get(child) else { return Vec::new() };
-        parents
-            .iter()
-            .filter(|p| {
-                self.conf.groups[*p].deps.iter().any(|d| {
-                    d.child == child && d.category == DepCategory::Online && d.location == DepLocation::Local && d.kind != DepKind::Soft
-                })
-            })
-            .filter(|p| self.group_state(p, system).is_some_and(|st| st.active()))
-            .cloned()
-            .collect()
     }
 
     /// Place the groups waiting for their dependencies, where they now may go.
@@ -207,7 +188,10 @@ impl Engine {
                 continue;
             }
             let systems: Vec<String> = self.conf.groups[&g].system_list.iter().map(|(s, _)| s.clone()).collect();
-            if let Some(to) = self.choose(&g, systems.iter(), None) {
+            // A remote parent goes back to its own system if it still may.
+            let home = self.conf.groups[&g].deps.iter().any(|d| d.location == DepLocation::Remote) && self.ineligible(&g, &from).is_none();
+            let to = if home { Some(from.clone()) } else { self.choose(&g, systems.iter(), None) };
+            if let Some(to) = to {
                 self.awaiting.remove(&g);
                 self.out.push(Output::Notify(Notification::Failover { group: g.clone(), from, to: Some(to.clone()) }));
                 self.start_online(&g, &to);
@@ -232,6 +216,10 @@ impl Engine {
         if !self.active_on(group).into_iter().all(|s| s == from) {
             return; // it runs elsewhere already
         }
+        if self.hard_child_goes(group, from) {
+            return;
+        }
+        let g = &self.conf.groups[group];
         let systems: Vec<String> = g.system_list.iter().map(|(s, _)| s.clone()).collect();
         let has_deps = !g.deps.is_empty();
         let to = self.choose(group, systems.iter(), Some(from));

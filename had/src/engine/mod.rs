@@ -9,9 +9,10 @@
 //! Module map: `event` (inputs and outputs), `state` (the replicated
 //! run-time state), `placement` (where a group may go), `resource` (agent
 //! results, faults, restarts), `group` (bringing groups online and offline,
-//! failover), `admin` (requests).
+//! failover), `deps` (group dependencies in motion), `admin` (requests).
 
 mod admin;
+mod deps;
 pub mod event;
 mod group;
 mod placement;
@@ -368,6 +369,15 @@ impl Engine {
         let state = if faulted { "FAULTED" } else { "UNKNOWN (HAD down, node up)" };
         self.out.push(Output::Notify(Notification::SystemState { system: system.to_string(), state: state.into() }));
         let groups: Vec<String> = self.groups.iter().filter(|(_, p)| p.contains_key(system)).map(|(g, _)| g.clone()).collect();
+        // Parents elsewhere that relied on what ran there (firm, global or
+        // remote) go down, as when the child faults.
+        let orphaned: Vec<String> = if faulted && was_running {
+            groups.iter().filter(|g| self.group_state(g, system).is_some_and(|s| s.online || s.partial)).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let relying: Vec<(String, String)> =
+            orphaned.iter().flat_map(|c| self.parents_relying(c, system)).map(|(p, y, _)| (p, y)).filter(|(_, y)| y != system).collect();
         for g in groups {
             let was_active = self.group_state(&g, system).is_some_and(|s| s.active());
             for r in self.idx.group_resources.get(&g).cloned().unwrap_or_default() {
@@ -394,6 +404,15 @@ impl Engine {
             self.dirty.insert(g.clone());
             if faulted && was_running && was_active && !parallel {
                 self.fail_over(&g, system);
+            }
+        }
+        for (p, y) in relying {
+            let frozen = self.frozen(&p);
+            let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(&y)).expect("group rt");
+            if !frozen && rt.intent != Intent::Offline {
+                rt.intent = Intent::Offline;
+                rt.then = Then::FollowChild;
+                self.dirty.insert(p);
             }
         }
     }

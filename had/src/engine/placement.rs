@@ -38,12 +38,13 @@ impl Engine {
     fn deps_block(&self, g: &GroupConf, system: &str) -> Option<String> {
         for d in &g.deps {
             let child_here = self.group_state(&d.child, system).is_some_and(|s| s.online);
+            let child_active_here = self.group_state(&d.child, system).is_some_and(|s| s.active());
             let child_anywhere = self.online_on(&d.child);
             let ok = match (d.category, d.location) {
                 (DepCategory::Online, DepLocation::Local) => child_here,
                 (DepCategory::Online, DepLocation::Global) => !child_anywhere.is_empty(),
                 (DepCategory::Online, DepLocation::Remote) => child_anywhere.iter().any(|s| s != system),
-                (DepCategory::Offline, _) => !child_here,
+                (DepCategory::Offline, _) => !child_active_here,
             };
             if !ok {
                 let how = match (d.category, d.location) {
@@ -53,6 +54,13 @@ impl Engine {
                     (DepCategory::Offline, _) => format!("offline on {system}"),
                 };
                 return Some(format!("group {} requires group {} {how}", g.name, d.child));
+            }
+        }
+        // Offline local binds both ways: not where such a parent runs.
+        for p in self.idx.dependents.get(&g.name).into_iter().flatten() {
+            let offline_dep = self.conf.groups[p].deps.iter().any(|d| d.child == g.name && d.category == DepCategory::Offline);
+            if offline_dep && self.group_state(p, system).is_some_and(|s| s.active()) {
+                return Some(format!("group {p} requires group {} offline on {system} and runs there", g.name));
             }
         }
         None
