@@ -6,7 +6,7 @@
 //! top-down. Never instead of real agents: the real ones come with the
 //! daemon and are tested against real processes.
 
-use crate::config::{ClusterConf, Operations};
+use crate::config::{ClusterConf, DepCategory, DepKind, DepLocation, GroupDep, Operations};
 use crate::engine::{AgentCommand, AgentOp, AgentResult, Engine, Event, Millis, Notification, Observed, Output};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -166,6 +166,7 @@ impl Cluster {
         for o in &outs {
             if let Output::Agent(cmd) = o {
                 self.check_order(cmd)?;
+                self.check_group_deps(cmd)?;
                 if !self.dead.contains(&cmd.system) {
                     self.pending.push_back(cmd.clone());
                 }
@@ -195,6 +196,72 @@ impl Cluster {
                     let prt = e.resource(&p.name, &cmd.system);
                     if p.operations == Operations::OnOff && prt.is_some_and(|x| x.is_online()) {
                         return Err(format!("offline of {} on {} while {}, which requires it, is online", cmd.resource, cmd.system, p.name));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Group dependencies hold, checked from the configuration alone (not
+    /// through the engine's own rules): a parent starts only where an
+    /// online dependency is served by a running child; a child is stopped
+    /// only once no unfrozen firm or hard parent relying on it alone still
+    /// runs; offline local groups never start on one system together.
+    fn check_group_deps(&self, cmd: &AgentCommand) -> Result<(), String> {
+        let e = self.engine();
+        let conf = e.conf();
+        let group = &conf.resources[&cmd.resource].group;
+        let up = |g: &str, s: &str| e.group_state(g, s).is_some_and(|st| st.online || st.partial);
+        let active = |g: &str, s: &str| e.group_state(g, s).is_some_and(|st| st.active());
+        let serves = |d: &GroupDep, parent_sys: &str, child_sys: &str| match d.location {
+            DepLocation::Local => parent_sys == child_sys,
+            DepLocation::Global => true,
+            DepLocation::Remote => parent_sys != child_sys,
+        };
+        let instances = |g: &str| conf.groups[g].system_list.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>();
+        match cmd.op {
+            AgentOp::Online => {
+                // The parent side: what this group requires.
+                for d in &conf.groups[group].deps {
+                    match d.category {
+                        DepCategory::Online if d.kind != DepKind::Soft => {
+                            if !instances(&d.child).iter().any(|z| serves(d, &cmd.system, z) && up(&d.child, z)) {
+                                return Err(format!(
+                                    "online of {} on {} while group {group} requires group {} ({:?} {:?}) and no instance serving it runs",
+                                    cmd.resource, cmd.system, d.child, d.location, d.kind
+                                ));
+                            }
+                        }
+                        DepCategory::Offline if active(&d.child, &cmd.system) => {
+                            return Err(format!("online of {} on {} while group {} (offline local child of {group}) is up there", cmd.resource, cmd.system, d.child));
+                        }
+                        _ => {}
+                    }
+                }
+                // The child side: an offline local parent active here.
+                for p in conf.groups.values() {
+                    if p.deps.iter().any(|d| &d.child == group && d.category == DepCategory::Offline) && active(&p.name, &cmd.system) {
+                        return Err(format!("online of {} on {} while group {} (offline local parent of {group}) is up there", cmd.resource, cmd.system, p.name));
+                    }
+                }
+            }
+            AgentOp::Offline => {
+                for p in conf.groups.values().filter(|p| !e.frozen(&p.name)) {
+                    for d in p.deps.iter().filter(|d| &d.child == group && d.category == DepCategory::Online && d.kind != DepKind::Soft) {
+                        for y in instances(&p.name) {
+                            let onoff_up = conf.resources.values().any(|r| {
+                                r.group == p.name && r.operations == Operations::OnOff && e.resource(&r.name, y).is_some_and(|x| x.is_online())
+                            });
+                            let served_elsewhere = instances(group).iter().any(|z| *z != cmd.system && serves(d, y, z) && up(group, z));
+                            if onoff_up && serves(d, y, &cmd.system) && !served_elsewhere {
+                                return Err(format!(
+                                    "offline of {} on {} while group {} on {y} relies on group {group} there ({:?} {:?}) and is still up",
+                                    cmd.resource, cmd.system, p.name, d.location, d.kind
+                                ));
+                            }
+                        }
                     }
                 }
             }

@@ -80,7 +80,16 @@ fn random_main_cf(rng: &mut Rng) -> (String, Vec<String>, Vec<String>, Vec<Strin
         }
         if g > 0 && rng.chance(25) {
             let child = rng.below(g as u64);
-            let dep = *pick(rng, &["online local firm", "online global soft", "online remote soft", "offline local"]);
+            let dep = *pick(rng, &[
+                "online local firm",
+                "online local soft",
+                "online local hard",
+                "online global firm",
+                "online global soft",
+                "online remote firm",
+                "online remote soft",
+                "offline local",
+            ]);
             let _ = writeln!(text, "    requires group g{child} {dep}");
         }
         resources.extend(mine);

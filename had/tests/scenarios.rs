@@ -228,6 +228,10 @@ fn secs(n: &str) -> Result<u64, String> {
 fn scenarios() {
     let dir = root().join("tests/scenarios");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir).expect("scenario dir").map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|x| x == "scn")).collect();
+    // SCN=part runs only the scenarios whose file name contains it.
+    if let Ok(part) = std::env::var("SCN") {
+        files.retain(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(&part)));
+    }
     files.sort();
     assert!(!files.is_empty(), "no scenarios in {}", dir.display());
     let mut failures = Vec::new();

@@ -250,6 +250,10 @@ impl Engine {
                 return Err(format!("group {group} runs on {s}"));
             }
         }
+        // A resource goes where its group could: group dependencies hold.
+        if let Some(why) = self.deps_block(&self.conf.groups[&group], system, false) {
+            return Err(why);
+        }
         let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
         rt.state = ResState::GoingOnline;
         rt.wait_monitors = 0;
@@ -269,6 +273,8 @@ impl Engine {
         if self.conf.resources[resource].operations != Operations::OnOff {
             return Err(format!("resource {resource} cannot be taken offline (Operations is not OnOff)"));
         }
+        // Its group would no longer serve the parents that rely on it.
+        self.relied_on(&group, system)?;
         if let Some(p) = self.idx.parents.get(resource).into_iter().flatten().find(|p| self.res[*p][system].is_online()) {
             return Err(format!("resource {p} requires {resource} and is online on {system}: take it offline first"));
         }

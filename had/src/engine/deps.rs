@@ -194,4 +194,86 @@ impl Engine {
         }
         moved
     }
+
+    /// Groups bound to `group` by an offline local dependency that are up
+    /// or starting on `system`, or whose state there is not known yet (not
+    /// probed, with `unknown_blocks`): its offline local children first,
+    /// then its offline local parents, each with whether it is the parent.
+    fn offline_local_partners(&self, group: &str, system: &str, unknown_blocks: bool) -> Vec<(String, bool)> {
+        let children = self.conf.groups[group].deps.iter().filter(|d| d.category == DepCategory::Offline).map(|d| (&d.child, false));
+        let parents = self
+            .idx
+            .dependents
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter(|p| self.conf.groups[*p].deps.iter().any(|d| d.child == group && d.category == DepCategory::Offline))
+            .map(|p| (p, true));
+        children
+            .chain(parents)
+            .filter(|(other, _)| {
+                let active = self.group_state(other, system).is_some_and(|s| s.active());
+                let unknown = self.groups[*other].get(system).is_some_and(|rt| !rt.probed);
+                active || unknown_blocks && unknown
+            })
+            .map(|(other, is_parent)| (other.clone(), is_parent))
+            .collect()
+    }
+
+    /// Why an offline local dependency keeps `group` off `system`, or None.
+    /// With `parents_yield` (a failover, not an administrator's request)
+    /// an unfrozen offline local parent running there does not: it is
+    /// pushed off when the child comes (`make_room`), as VCS does.
+    pub(super) fn offline_local_block(&self, group: &str, system: &str, parents_yield: bool) -> Option<String> {
+        self.offline_local_partners(group, system, true)
+            .into_iter()
+            .find(|(other, is_parent)| {
+                let probed = self.groups[other].get(system).is_some_and(|rt| rt.probed);
+                !(parents_yield && *is_parent && probed && !self.frozen(other))
+            })
+            .map(|(other, _)| format!("groups {group} and {other} are bound offline local and {other} is up or not probed on {system}"))
+    }
+
+    /// Whether a resource of `group` may (re)start on `system` as far as
+    /// group dependencies go: what it relies on runs, and no offline local
+    /// partner does.
+    pub(super) fn deps_let_run(&self, group: &str, system: &str) -> bool {
+        self.firm_deps_hold(group, system) && self.offline_local_partners(group, system, false).is_empty()
+    }
+
+    /// `group` is coming online on `system` and an offline local partner
+    /// runs there. An unfrozen parent is pushed off (taken offline and
+    /// failed over) and `group` waits for it; otherwise (a child, or a
+    /// frozen parent, found there by a probe or started behind HAD's
+    /// back) `group` goes back offline. Whether `group` must wait.
+    pub(super) fn make_room(&mut self, group: &str, system: &str) -> bool {
+        let partners = self.offline_local_partners(group, system, false);
+        if partners.is_empty() {
+            return false;
+        }
+        if let Some((other, _)) = partners.iter().find(|(other, is_parent)| !is_parent || self.frozen(other)) {
+            let rt = self.groups.get_mut(group).and_then(|per| per.get_mut(system)).expect("group rt");
+            rt.intent = Intent::Offline;
+            rt.then = Then::Nothing;
+            self.dirty.insert(group.to_string());
+            self.out.push(Output::Notify(Notification::Stuck {
+                group: group.into(),
+                why: format!("group {other} runs on {system} and the two are bound offline local: {group} goes back offline there"),
+            }));
+            return true;
+        }
+        for (parent, _) in partners {
+            let rt = self.groups.get_mut(&parent).and_then(|per| per.get_mut(system)).expect("group rt");
+            if rt.intent != Intent::Offline {
+                rt.intent = Intent::Offline;
+                rt.then = Then::FailOver;
+                self.dirty.insert(parent.clone());
+                self.out.push(Output::Notify(Notification::Stuck {
+                    group: parent.clone(),
+                    why: format!("group {group} comes online on {system} and requires it offline there (offline local): it goes elsewhere"),
+                }));
+            }
+        }
+        true
+    }
 }

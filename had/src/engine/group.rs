@@ -71,6 +71,9 @@ impl Engine {
             // down first (take_down_relying); nothing more starts here.
             return false;
         }
+        if self.make_room(group, system) {
+            return false;
+        }
         let mut waiting = false;
         for r in self.idx.group_resources.get(group).cloned().unwrap_or_default() {
             let conf = &self.conf.resources[&r];
@@ -113,13 +116,14 @@ impl Engine {
 
     /// True when nothing is online (of the On-Off resources) or on its way.
     fn advance_offline(&mut self, group: &str, system: &str) -> bool {
-        if !matches!(self.systems[system].state, SysState::Running | SysState::Leaving) {
-            return true;
-        }
         // Parents that rely on this one here (firm or hard) go first, and
-        // follow it wherever it comes up.
+        // follow it wherever it comes up; also when its node is gone, so
+        // that it fails over only once they are down.
         if self.take_down_relying(group, system, None) {
             return false;
+        }
+        if !matches!(self.systems[system].state, SysState::Running | SysState::Leaving) {
+            return true;
         }
         let mut waiting = false;
         let resources = self.idx.group_resources.get(group).cloned().unwrap_or_default();
@@ -222,7 +226,7 @@ impl Engine {
         let g = &self.conf.groups[group];
         let systems: Vec<String> = g.system_list.iter().map(|(s, _)| s.clone()).collect();
         let has_deps = !g.deps.is_empty();
-        let to = self.choose(group, systems.iter(), Some(from));
+        let to = self.choose_for_failover(group, systems.iter(), from);
         if to.is_some() || !has_deps {
             self.out.push(Output::Notify(Notification::Failover { group: group.into(), from: from.into(), to: to.clone() }));
         }

@@ -403,7 +403,15 @@ impl Engine {
             }
             self.dirty.insert(g.clone());
             if faulted && was_running && was_active && !parallel {
-                self.fail_over(&g, system);
+                if relying.iter().any(|(p, _)| self.conf.groups[p].deps.iter().any(|d| d.child == g)) {
+                    // Parents elsewhere rely on it: they go down first
+                    // (advance_offline), then it fails over.
+                    let rt = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)).expect("group rt");
+                    rt.intent = Intent::Offline;
+                    rt.then = Then::FailOver;
+                } else {
+                    self.fail_over(&g, system);
+                }
             }
         }
         for (p, y) in relying {

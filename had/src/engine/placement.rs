@@ -8,6 +8,12 @@ use crate::config::{DepCategory, DepLocation, FailOverPolicy, GroupConf};
 impl Engine {
     /// Why `group` may not go online on `system` now, or None.
     pub fn ineligible(&self, group: &str, system: &str) -> Option<String> {
+        self.ineligible_as(group, system, false)
+    }
+
+    /// As [`Self::ineligible`]; with `failover`, an offline local parent
+    /// running there does not keep the group off (it is pushed off).
+    fn ineligible_as(&self, group: &str, system: &str, failover: bool) -> Option<String> {
         let g = &self.conf.groups[group];
         if g.priority(system).is_none() {
             return Some(format!("system {system} is not in the SystemList of group {group}"));
@@ -31,39 +37,26 @@ impl Engine {
                 return Some(format!("group {group} is auto-disabled on system {s} (its state there is unknown): hagrp -autoenable once it is known not to run there"));
             }
         }
-        self.deps_block(g, system)
+        self.deps_block(g, system, failover)
     }
 
     /// A group dependency that keeps `g` off `system`, said as such.
-    fn deps_block(&self, g: &GroupConf, system: &str) -> Option<String> {
-        for d in &g.deps {
+    pub(super) fn deps_block(&self, g: &GroupConf, system: &str, parents_yield: bool) -> Option<String> {
+        for d in g.deps.iter().filter(|d| d.category == DepCategory::Online) {
             let child_here = self.group_state(&d.child, system).is_some_and(|s| s.online);
-            let child_active_here = self.group_state(&d.child, system).is_some_and(|s| s.active());
             let child_anywhere = self.online_on(&d.child);
-            let ok = match (d.category, d.location) {
-                (DepCategory::Online, DepLocation::Local) => child_here,
-                (DepCategory::Online, DepLocation::Global) => !child_anywhere.is_empty(),
-                (DepCategory::Online, DepLocation::Remote) => child_anywhere.iter().any(|s| s != system),
-                (DepCategory::Offline, _) => !child_active_here,
+            let (ok, how) = match d.location {
+                DepLocation::Local => (child_here, format!("online on {system}")),
+                DepLocation::Global => (!child_anywhere.is_empty(), "online somewhere".to_string()),
+                DepLocation::Remote => (child_anywhere.iter().any(|s| s != system), format!("online on a system other than {system}")),
             };
             if !ok {
-                let how = match (d.category, d.location) {
-                    (DepCategory::Online, DepLocation::Local) => format!("online on {system}"),
-                    (DepCategory::Online, DepLocation::Global) => "online somewhere".to_string(),
-                    (DepCategory::Online, DepLocation::Remote) => format!("online on a system other than {system}"),
-                    (DepCategory::Offline, _) => format!("offline on {system}"),
-                };
                 return Some(format!("group {} requires group {} {how}", g.name, d.child));
             }
         }
-        // Offline local binds both ways: not where such a parent runs.
-        for p in self.idx.dependents.get(&g.name).into_iter().flatten() {
-            let offline_dep = self.conf.groups[p].deps.iter().any(|d| d.child == g.name && d.category == DepCategory::Offline);
-            if offline_dep && self.group_state(p, system).is_some_and(|s| s.active()) {
-                return Some(format!("group {p} requires group {} offline on {system} and runs there", g.name));
-            }
-        }
-        None
+        // Offline local binds both ways, and the other's state must be
+        // known: not where it runs or may run.
+        self.offline_local_block(&g.name, system, parents_yield)
     }
 
     /// Systems where `group` is fully online.
@@ -81,9 +74,19 @@ impl Engine {
     /// The system the policy picks for `group` among `candidates` that are
     /// eligible and not `exclude`.
     pub fn choose<'a>(&self, group: &str, candidates: impl Iterator<Item = &'a String>, exclude: Option<&str>) -> Option<String> {
+        self.choose_as(group, candidates, exclude, false)
+    }
+
+    /// As [`Self::choose`] for a failover away from `from`: offline local
+    /// parents yield to the group (see `ineligible_as`).
+    pub(super) fn choose_for_failover<'a>(&self, group: &str, candidates: impl Iterator<Item = &'a String>, from: &str) -> Option<String> {
+        self.choose_as(group, candidates, Some(from), true)
+    }
+
+    fn choose_as<'a>(&self, group: &str, candidates: impl Iterator<Item = &'a String>, exclude: Option<&str>, failover: bool) -> Option<String> {
         let g = &self.conf.groups[group];
         let eligible: Vec<&String> =
-            candidates.filter(|s| Some(s.as_str()) != exclude && self.ineligible(group, s).is_none()).collect();
+            candidates.filter(|s| Some(s.as_str()) != exclude && self.ineligible_as(group, s, failover).is_none()).collect();
         let prio = |s: &String| g.priority(s).unwrap_or(u32::MAX);
         let pick = match g.fail_over_policy {
             FailOverPolicy::Priority => eligible.iter().min_by_key(|s| (prio(s), s.to_string())),

@@ -59,12 +59,11 @@ impl Engine {
                     AfterClean::Fault => self.fault(resource, system),
                     AfterClean::Online => {
                         // Restart in place, or retry an online: only on top
-                        // of what it requires; else it is a fault.
-                        let children_up = self.conf.resources[resource]
-                            .children
-                            .iter()
-                            .all(|c| !self.conf.resources[c].enabled || self.res[c][system].is_online());
-                        if children_up {
+                        // of what it requires, and where the group's
+                        // dependencies let it run; else it is a fault.
+                        let conf = &self.conf.resources[resource];
+                        let children_up = conf.children.iter().all(|c| !self.conf.resources[c].enabled || self.res[c][system].is_online());
+                        if children_up && self.deps_let_run(&conf.group, system) {
                             let rt = self.res.get_mut(resource).and_then(|p| p.get_mut(system)).expect("resource rt");
                             rt.state = ResState::GoingOnline;
                             rt.wait_monitors = 0;
