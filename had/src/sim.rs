@@ -226,13 +226,13 @@ impl Cluster {
                 // The parent side: what this group requires.
                 for d in &conf.groups[group].deps {
                     match d.category {
-                        DepCategory::Online if d.kind != DepKind::Soft => {
-                            if !instances(&d.child).iter().any(|z| serves(d, &cmd.system, z) && up(&d.child, z)) {
-                                return Err(format!(
-                                    "online of {} on {} while group {group} requires group {} ({:?} {:?}) and no instance serving it runs",
-                                    cmd.resource, cmd.system, d.child, d.location, d.kind
-                                ));
-                            }
+                        DepCategory::Online
+                            if d.kind != DepKind::Soft && !instances(&d.child).iter().any(|z| serves(d, &cmd.system, z) && up(&d.child, z)) =>
+                        {
+                            return Err(format!(
+                                "online of {} on {} while group {group} requires group {} ({:?} {:?}) and no instance serving it runs",
+                                cmd.resource, cmd.system, d.child, d.location, d.kind
+                            ));
                         }
                         DepCategory::Offline if active(&d.child, &cmd.system) => {
                             return Err(format!("online of {} on {} while group {} (offline local child of {group}) is up there", cmd.resource, cmd.system, d.child));
