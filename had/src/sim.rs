@@ -97,6 +97,15 @@ pub struct Cluster {
     pub trace: bool,
     /// Systems whose agents are gone with their node.
     dead: BTreeSet<String>,
+    /// What the hosts report back (builds done or failed, HADs exited),
+    /// fed before further agent answers.
+    host_events: VecDeque<Event>,
+    /// Systems whose main.cf does not verify: their local build fails.
+    pub bad_main_cf: BTreeSet<String>,
+    /// Systems whose builds do not finish (a snapshot in transit).
+    pub held_builds: BTreeSet<String>,
+    /// Snapshots carried for REMOTE_BUILD.
+    pub snapshots_sent: u64,
 }
 
 impl Cluster {
@@ -118,6 +127,10 @@ impl Cluster {
             events: 0,
             trace: std::env::var_os("SIM_TRACE").is_some(),
             dead: BTreeSet::new(),
+            host_events: VecDeque::new(),
+            bad_main_cf: BTreeSet::new(),
+            held_builds: BTreeSet::new(),
+            snapshots_sent: 0,
         }
     }
 
@@ -164,12 +177,17 @@ impl Cluster {
             }
         }
         for o in &outs {
-            if let Output::Agent(cmd) = o {
-                self.check_order(cmd)?;
-                self.check_group_deps(cmd)?;
-                if !self.dead.contains(&cmd.system) {
-                    self.pending.push_back(cmd.clone());
+            match o {
+                Output::Agent(cmd) => {
+                    self.check_order(cmd)?;
+                    self.check_group_deps(cmd)?;
+                    if !self.dead.contains(&cmd.system) {
+                        self.pending.push_back(cmd.clone());
+                    }
                 }
+                Output::SendSnapshot { to, .. } => self.carry_snapshot(to)?,
+                Output::Notify(Notification::SystemState { system, state }) => self.host_sees(system, state),
+                _ => {}
             }
         }
         self.check_no_double_online()?;
@@ -284,9 +302,43 @@ impl Cluster {
         Ok(())
     }
 
-    /// Answer agent commands until none is left (bounded).
+    /// REMOTE_BUILD of `to`: the last engine copy is replaced by one
+    /// restored from the first one's snapshot (as the joining HAD would
+    /// build it), then the host reports the build done.
+    fn carry_snapshot(&mut self, to: &str) -> Result<(), String> {
+        let json = serde_json::to_string(&self.engines[0]).map_err(|e| format!("snapshot does not serialize: {e}"))?;
+        let last = self.engines.len() - 1;
+        self.engines[last] = serde_json::from_str::<Engine>(&json).map_err(|e| format!("snapshot does not restore: {e}"))?;
+        self.snapshots_sent += 1;
+        if !self.held_builds.contains(to) {
+            self.host_events.push_back(Event::SystemBuilt { system: to.to_string() });
+        }
+        Ok(())
+    }
+
+    /// What the host on `system` does when its HAD changes state: a local
+    /// build reads main.cf; an exiting HAD leaves port h.
+    fn host_sees(&mut self, system: &str, state: &str) {
+        let system = system.to_string();
+        match state {
+            "LOCAL_BUILD" if self.held_builds.contains(&system) => {}
+            "LOCAL_BUILD" if self.bad_main_cf.contains(&system) => {
+                self.host_events.push_back(Event::BuildFailed { system, why: "main.cf does not verify".into() })
+            }
+            "LOCAL_BUILD" => self.host_events.push_back(Event::SystemBuilt { system }),
+            "EXITING" => self.host_events.push_back(Event::HadDown { system }),
+            _ => {}
+        }
+    }
+
+    /// Answer agent commands and carry out the hosts' reports until none
+    /// is left (bounded).
     pub fn settle(&mut self) -> Result<(), String> {
         for _ in 0..1_000_000 {
+            if let Some(ev) = self.host_events.pop_front() {
+                self.feed(ev)?;
+                continue;
+            }
             let Some(cmd) = self.pending.pop_front() else {
                 return self.check_agreement();
             };

@@ -57,6 +57,37 @@ fn do_step(c: &mut Cluster, step: &str, mark: &mut usize) -> Result<(), String> 
             }
             c.settle()
         }
+        ["join", systems @ ..] => {
+            for s in systems {
+                c.feed(Event::SystemJoin { system: s.to_string() })?;
+            }
+            c.settle()
+        }
+        ["hold", "build", "on", s] => {
+            c.held_builds.insert(s.to_string());
+            Ok(())
+        }
+        ["built", s] => {
+            c.held_builds.remove(*s);
+            c.feed(Event::SystemBuilt { system: s.to_string() })?;
+            c.settle()
+        }
+        ["bad", "main.cf", "on", s] => {
+            c.bad_main_cf.insert(s.to_string());
+            Ok(())
+        }
+        ["good", "main.cf", "on", s] => {
+            c.bad_main_cf.remove(*s);
+            Ok(())
+        }
+        ["expect", "snapshots", n] => {
+            let want: u64 = n.parse().map_err(|_| format!("{n}: expected a number"))?;
+            if c.snapshots_sent == want {
+                Ok(())
+            } else {
+                Err(format!("{} snapshots were sent, not {want}", c.snapshots_sent))
+            }
+        }
         ["crash", s] => {
             c.feed(Event::SystemFaulted { system: s.to_string() })?;
             c.settle()

@@ -355,27 +355,4 @@ impl Engine {
         self.check_leaving();
         Ok(format!("system {system} leaving{}", if evacuate { ", evacuating its groups" } else { "" }))
     }
-
-    /// A leaving system whose groups are all down: its HAD exits.
-    pub(super) fn check_leaving(&mut self) {
-        let leaving: Vec<String> = self.systems.iter().filter(|(_, s)| s.state == SysState::Leaving).map(|(n, _)| n.clone()).collect();
-        for s in leaving {
-            let busy = self.groups.values().any(|per| per.get(&s).is_some_and(|r| r.intent != Intent::None));
-            let up = self.conf.groups.keys().any(|g| self.group_state(g, &s).is_some_and(|st| st.online || st.partial));
-            if busy || up {
-                continue;
-            }
-            self.systems.get_mut(&s).expect("system").state = SysState::Exited;
-            self.out.push(Output::Notify(Notification::SystemState { system: s.clone(), state: "EXITED".into() }));
-            // Its resources are no longer watched.
-            for per in self.res.iter_mut() {
-                if let Some(rt) = per.1.get_mut(&s) {
-                    if let Some((t, seq)) = rt.next_monitor.take() {
-                        self.timers.remove(&(t, seq, per.0.clone(), s.clone()));
-                    }
-                    rt.busy = None;
-                }
-            }
-        }
-    }
 }

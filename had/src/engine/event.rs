@@ -13,8 +13,18 @@ pub type Millis = u64;
 pub enum Event {
     /// Time passed: monitors fall due, entry points time out.
     Tick { now: Millis },
-    /// HAD on `system` joined port h (it builds from a running one or from
-    /// its main.cf) and is now RUNNING: its resources get probed.
+    /// HAD on `system` joined port h and builds its configuration: from
+    /// its own main.cf if no system runs (LOCAL_BUILD), else from a running
+    /// system's snapshot (REMOTE_BUILD, see [`Output::SendSnapshot`]).
+    SystemJoin { system: String },
+    /// The host on `system` finished its build: it is RUNNING and its
+    /// resources get probed.
+    SystemBuilt { system: String },
+    /// The host on `system` could not build (its main.cf does not verify):
+    /// ADMIN_WAIT.
+    BuildFailed { system: String, why: String },
+    /// [`Event::SystemJoin`] and [`Event::SystemBuilt`] at once (a system
+    /// whose build needs no transfer; tests and benchmarks).
     SystemUp { system: String },
     /// `system` left the cluster as a node (crash, fenced out): what ran
     /// there is gone; failover groups go elsewhere.
@@ -136,6 +146,10 @@ pub enum Output {
     Reply { id: u64, to: String, result: Result<String, String> },
     /// `haconf -dump`: the configuration as main.cf, for the host to write.
     MainCf(String),
+    /// HAD on `from` sends its engine's snapshot, as it stands right after
+    /// the event that caused this, to `to` (REMOTE_BUILD); `to` applies
+    /// the events after that one to it and reports [`Event::SystemBuilt`].
+    SendSnapshot { from: String, to: String },
     Notify(Notification),
 }
 
@@ -163,4 +177,6 @@ pub enum Notification {
     Failover { group: String, from: String, to: Option<String> },
     /// The group could not be placed: why.
     Stuck { group: String, why: String },
+    /// A system needs the administrator (ADMIN_WAIT): why.
+    SystemStuck { system: String, why: String },
 }

@@ -9,7 +9,8 @@
 //! Module map: `event` (inputs and outputs), `state` (the replicated
 //! run-time state), `placement` (where a group may go), `resource` (agent
 //! results, faults, restarts), `group` (bringing groups online and offline,
-//! failover), `deps` (group dependencies in motion), `admin` (requests).
+//! failover), `deps` (group dependencies in motion), `systems` (HAD joining,
+//! building, leaving; nodes lost), `admin` (requests).
 
 mod admin;
 mod deps;
@@ -19,6 +20,7 @@ mod placement;
 mod reconfig;
 mod resource;
 pub mod state;
+mod systems;
 
 pub use event::*;
 pub use reconfig::Source;
@@ -112,7 +114,7 @@ impl Engine {
         let systems = conf
             .systems
             .keys()
-            .map(|s| (s.clone(), SystemRt { state: SysState::Unknown, frozen: false, had_down: false }))
+            .map(|s| (s.clone(), SystemRt::new()))
             .collect();
         let mut e = Engine {
             idx,
@@ -165,7 +167,13 @@ impl Engine {
     pub fn apply(&mut self, ev: &Event) -> Vec<Output> {
         match ev {
             Event::Tick { now } => self.tick(*now),
-            Event::SystemUp { system } => self.system_up(system),
+            Event::SystemUp { system } => {
+                self.system_join(system, false);
+                self.system_built(system);
+            }
+            Event::SystemJoin { system } => self.system_join(system, true),
+            Event::SystemBuilt { system } => self.system_built(system),
+            Event::BuildFailed { system, why } => self.build_failed(system, why),
             Event::SystemFaulted { system } => self.system_gone(system, true),
             Event::HadDown { system } => self.system_gone(system, false),
             Event::Admin { id, from, request } => {
@@ -328,100 +336,6 @@ impl Engine {
             }
             rt.next_monitor = None;
             self.command(&r, &s, AgentOp::Monitor);
-        }
-    }
-
-    fn system_up(&mut self, system: &str) {
-        let Some(sys) = self.systems.get_mut(system) else { return };
-        sys.state = SysState::Running;
-        sys.had_down = false;
-        self.out.push(Output::Notify(Notification::SystemState { system: system.to_string(), state: "RUNNING".into() }));
-        // Probe every enabled resource of every group that may run here.
-        let groups: Vec<String> = self.groups.iter().filter(|(_, p)| p.contains_key(system)).map(|(g, _)| g.clone()).collect();
-        for g in groups {
-            if let Some(rt) = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)) {
-                rt.probed = false;
-                rt.intent = Intent::None;
-                rt.then = Then::Nothing;
-            }
-            for r in self.idx.group_resources.get(&g).cloned().unwrap_or_default() {
-                let enabled = self.conf.resources[&r].enabled;
-                let rt = self.res.get_mut(&r).and_then(|p| p.get_mut(system)).expect("resource rt");
-                *rt = ResourceRt::new();
-                if enabled {
-                    self.command(&r, system, AgentOp::Monitor);
-                }
-            }
-            self.update_probed(&g, system);
-            self.dirty.insert(g);
-        }
-    }
-
-    /// The node left (`faulted`) or only its HAD did.
-    fn system_gone(&mut self, system: &str, faulted: bool) {
-        let Some(sys) = self.systems.get_mut(system) else { return };
-        if sys.state == SysState::Exited && !faulted {
-            return; // it stopped cleanly (hastop): nothing of it runs
-        }
-        let was_running = matches!(sys.state, SysState::Running | SysState::Leaving);
-        sys.state = if faulted { SysState::Faulted } else { SysState::Unknown };
-        sys.had_down = !faulted;
-        let state = if faulted { "FAULTED" } else { "UNKNOWN (HAD down, node up)" };
-        self.out.push(Output::Notify(Notification::SystemState { system: system.to_string(), state: state.into() }));
-        let groups: Vec<String> = self.groups.iter().filter(|(_, p)| p.contains_key(system)).map(|(g, _)| g.clone()).collect();
-        // Parents elsewhere that relied on what ran there (firm, global or
-        // remote) go down, as when the child faults.
-        let orphaned: Vec<String> = if faulted && was_running {
-            groups.iter().filter(|g| self.group_state(g, system).is_some_and(|s| s.online || s.partial)).cloned().collect()
-        } else {
-            Vec::new()
-        };
-        let relying: Vec<(String, String)> =
-            orphaned.iter().flat_map(|c| self.parents_relying(c, system)).map(|(p, y, _)| (p, y)).filter(|(_, y)| y != system).collect();
-        for g in groups {
-            let was_active = self.group_state(&g, system).is_some_and(|s| s.active());
-            for r in self.idx.group_resources.get(&g).cloned().unwrap_or_default() {
-                let rt = self.res.get_mut(&r).and_then(|p| p.get_mut(system)).expect("resource rt");
-                if let Some((t, seq)) = rt.next_monitor.take() {
-                    self.timers.remove(&(t, seq, r.clone(), system.to_string()));
-                }
-                rt.busy = None;
-                if faulted {
-                    // The node is gone (fenced): nothing of it runs.
-                    rt.state = ResState::Offline;
-                }
-            }
-            let parallel = self.conf.groups[&g].parallel;
-            let rt = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)).expect("group rt");
-            rt.intent = Intent::None;
-            rt.then = Then::Nothing;
-            if faulted {
-                rt.onlined = false;
-            } else {
-                // Unknown there: no failover group starts anywhere else.
-                rt.auto_disabled = true;
-            }
-            self.dirty.insert(g.clone());
-            if faulted && was_running && was_active && !parallel {
-                if relying.iter().any(|(p, _)| self.conf.groups[p].deps.iter().any(|d| d.child == g)) {
-                    // Parents elsewhere rely on it: they go down first
-                    // (advance_offline), then it fails over.
-                    let rt = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)).expect("group rt");
-                    rt.intent = Intent::Offline;
-                    rt.then = Then::FailOver;
-                } else {
-                    self.fail_over(&g, system);
-                }
-            }
-        }
-        for (p, y) in relying {
-            let frozen = self.frozen(&p);
-            let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(&y)).expect("group rt");
-            if !frozen && rt.intent != Intent::Offline {
-                rt.intent = Intent::Offline;
-                rt.then = Then::FollowChild;
-                self.dirty.insert(p);
-            }
         }
     }
 

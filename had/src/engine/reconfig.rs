@@ -122,7 +122,7 @@ impl Engine {
         self.conf = conf;
         self.idx = Index::build(&self.conf);
         for s in self.conf.systems.keys() {
-            self.systems.entry(s.clone()).or_insert(SystemRt { state: SysState::Unknown, frozen: false, had_down: false });
+            self.systems.entry(s.clone()).or_default();
         }
         // Forget what is gone (a system dropped from a SystemList, ...).
         let conf = &self.conf;

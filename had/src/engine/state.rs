@@ -10,9 +10,23 @@ use serde::{Deserialize, Serialize};
 pub enum SysState {
     /// Not seen yet, or its HAD is down while the node lives.
     Unknown,
+    /// HAD joined with no system running: it builds the configuration
+    /// from its own main.cf.
+    LocalBuild,
+    /// HAD joined while another builds from its main.cf: it waits for that
+    /// build, then takes a snapshot.
+    CurrentPeerWait,
+    /// HAD joined a running cluster: it builds from a running system's
+    /// snapshot.
+    RemoteBuild,
+    /// Its build failed (main.cf invalid) or lost its source: HAD runs
+    /// nothing until the administrator fixes it and restarts it.
+    AdminWait,
     Running,
     /// `hastop`: its groups are going offline (or elsewhere) before HAD exits.
     Leaving,
+    /// Its groups are down: HAD is exiting.
+    Exiting,
     Exited,
     /// The node left the cluster.
     Faulted,
@@ -22,11 +36,26 @@ impl SysState {
     pub fn name(self) -> &'static str {
         match self {
             SysState::Unknown => "UNKNOWN",
+            SysState::LocalBuild => "LOCAL_BUILD",
+            SysState::CurrentPeerWait => "CURRENT_PEER_WAIT",
+            SysState::RemoteBuild => "REMOTE_BUILD",
+            SysState::AdminWait => "ADMIN_WAIT",
             SysState::Running => "RUNNING",
             SysState::Leaving => "LEAVING",
+            SysState::Exiting => "EXITING",
             SysState::Exited => "EXITED",
             SysState::Faulted => "FAULTED",
         }
+    }
+
+    /// HAD there holds the running configuration (it can hand it out).
+    pub fn has_config(self) -> bool {
+        matches!(self, SysState::Running | SysState::Leaving)
+    }
+
+    /// HAD there joined and is building.
+    pub fn building(self) -> bool {
+        matches!(self, SysState::LocalBuild | SysState::CurrentPeerWait | SysState::RemoteBuild)
     }
 }
 
@@ -37,6 +66,20 @@ pub struct SystemRt {
     pub frozen: bool,
     /// HAD stopped while the node lives: what runs there is unknown.
     pub had_down: bool,
+    /// REMOTE_BUILD: the system sending it the snapshot.
+    pub build_from: Option<String>,
+}
+
+impl SystemRt {
+    pub fn new() -> Self {
+        SystemRt { state: SysState::Unknown, frozen: false, had_down: false, build_from: None }
+    }
+}
+
+impl Default for SystemRt {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Where a resource is on one system.
