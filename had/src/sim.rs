@@ -106,6 +106,9 @@ pub struct Cluster {
     pub held_builds: BTreeSet<String>,
     /// Snapshots carried for REMOTE_BUILD.
     pub snapshots_sent: u64,
+    /// (resource, system) whose agent holds its answers until released:
+    /// the moment in between (STARTING, STOPPING) can be looked at.
+    pub held: BTreeSet<(String, String)>,
 }
 
 impl Cluster {
@@ -131,6 +134,7 @@ impl Cluster {
             bad_main_cf: BTreeSet::new(),
             held_builds: BTreeSet::new(),
             snapshots_sent: 0,
+            held: BTreeSet::new(),
         }
     }
 
@@ -339,7 +343,8 @@ impl Cluster {
                 self.feed(ev)?;
                 continue;
             }
-            let Some(cmd) = self.pending.pop_front() else {
+            let next = self.pending.iter().position(|c| !self.held.contains(&(c.resource.clone(), c.system.clone())));
+            let Some(cmd) = next.and_then(|i| self.pending.remove(i)) else {
                 return self.check_agreement();
             };
             let ev = self.world.answer(&cmd);

@@ -88,6 +88,14 @@ fn do_step(c: &mut Cluster, step: &str, mark: &mut usize) -> Result<(), String> 
                 Err(format!("{} snapshots were sent, not {want}", c.snapshots_sent))
             }
         }
+        ["hold", r, "on", s] => {
+            c.held.insert((r.to_string(), s.to_string()));
+            Ok(())
+        }
+        ["release", r, "on", s] => {
+            c.held.remove(&(r.to_string(), s.to_string()));
+            c.settle()
+        }
         ["crash", s] => {
             c.feed(Event::SystemFaulted { system: s.to_string() })?;
             c.settle()

@@ -191,7 +191,10 @@ impl Engine {
     fn group_freeze(&mut self, group: &str, persistent: bool, freeze: bool) -> Answer {
         self.known_group(group)?;
         if persistent {
-            self.conf.groups.get_mut(group).expect("group").frozen = freeze;
+            // The Frozen attribute: a configuration change (read-write
+            // only), kept by the next haconf -dump.
+            let words = ["hagrp", "-modify", group, "Frozen", if freeze { "1" } else { "0" }].map(String::from);
+            self.conf_command(&words)?;
         } else if freeze {
             self.tfrozen.insert(group.to_string());
         } else {

@@ -227,7 +227,9 @@ impl Engine {
         // alone, and only where HAD brought it online.
         let (mut onoff, mut onoff_up, mut all, mut all_up) = (0, 0, 0, 0);
         for (r, ops) in self.idx.group_enabled.get(group).into_iter().flatten() {
-            let on = self.res.get(r).and_then(|p| p.get(system)).is_some_and(|x| x.is_online()) as usize;
+            // Going offline is still up: the group is not down (nor may
+            // it start elsewhere) until the offline is done.
+            let on = self.res.get(r).and_then(|p| p.get(system)).is_some_and(|x| x.is_online() || x.state == ResState::GoingOffline) as usize;
             all += 1;
             all_up += on;
             if *ops == Operations::OnOff {
