@@ -106,6 +106,12 @@ pub struct Engine {
     touched: BTreeSet<(String, String)>,
     #[serde(skip)]
     out: Vec<Output>,
+    /// Something that may let a group waiting for its dependencies go
+    /// changed (a group's state, a system, an administrator's request):
+    /// look at `awaiting` again. Most events (monitors that find nothing
+    /// new) leave it false, and the waiting groups are not looked at.
+    #[serde(skip)]
+    recheck_awaiting: bool,
 }
 
 impl Engine {
@@ -133,6 +139,7 @@ impl Engine {
             dirty: BTreeSet::new(),
             touched: BTreeSet::new(),
             out: Vec::new(),
+            recheck_awaiting: false,
             conf,
         };
         e.fill_runtime();
@@ -165,6 +172,7 @@ impl Engine {
 
     /// Apply one event; the outputs it caused, in order.
     pub fn apply(&mut self, ev: &Event) -> Vec<Output> {
+        self.recheck_awaiting = !matches!(ev, Event::Tick { .. } | Event::Agent { .. });
         match ev {
             Event::Tick { now } => self.tick(*now),
             Event::SystemUp { system } => {
@@ -267,6 +275,9 @@ impl Engine {
         // Bounded: each pass either issues commands or changes an intent;
         // a group settles in a few passes.
         for _ in 0..64 {
+            if self.dirty.is_empty() && std::mem::take(&mut self.recheck_awaiting) {
+                self.place_awaiting();
+            }
             if self.dirty.is_empty() {
                 break;
             }
@@ -274,7 +285,9 @@ impl Engine {
             for g in &dirty {
                 self.advance(g);
             }
-            self.place_awaiting();
+            if std::mem::take(&mut self.recheck_awaiting) {
+                self.place_awaiting();
+            }
             for g in &dirty {
                 self.autostart(g);
             }
@@ -320,6 +333,7 @@ impl Engine {
             return false;
         }
         rt.told = name.clone();
+        self.recheck_awaiting = true;
         self.out.push(Output::Notify(Notification::GroupState { group: group.to_string(), system: system.to_string(), state: name }));
         true
     }
