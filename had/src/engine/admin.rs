@@ -90,11 +90,8 @@ impl Engine {
             return Err(format!("group {group} is not online on {system}"));
         }
         self.relied_on(group, system)?;
-        let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
-        rt.intent = Intent::Offline;
-        rt.then = Then::Nothing;
+        self.stop_then(group, system, Then::Nothing);
         self.autostarted.insert(group.to_string());
-        self.dirty.insert(group.to_string());
         Ok(format!("group {group} going offline on {system}"))
     }
 
@@ -133,10 +130,7 @@ impl Engine {
                 }
             }
         };
-        let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(&from)).expect("group rt");
-        rt.intent = Intent::Offline;
-        rt.then = Then::OnlineOn(target.clone());
-        self.dirty.insert(group.to_string());
+        self.stop_then(group, &from, Then::OnlineOn(target.clone()));
         Ok(format!("group {group} switching from {from} to {target}"))
     }
 
@@ -350,10 +344,7 @@ impl Engine {
                 continue;
             }
             let fail_over = evacuate && !self.conf.groups[&g].parallel && !self.frozen(&g);
-            let rt = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)).expect("group rt");
-            rt.intent = Intent::Offline;
-            rt.then = if fail_over { Then::FailOver } else { Then::Nothing };
-            self.dirty.insert(g);
+            self.stop_then(&g, system, if fail_over { Then::FailOver } else { Then::Nothing });
         }
         self.check_leaving();
         Ok(format!("system {system} leaving{}", if evacuate { ", evacuating its groups" } else { "" }))

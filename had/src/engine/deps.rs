@@ -104,13 +104,10 @@ impl Engine {
                 continue;
             }
             waiting = true;
-            let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(&y)).expect("group rt");
             // A parent still coming online stops and goes back down; one
             // already going down (a switch) goes its way.
-            if rt.intent != Intent::Offline {
-                rt.intent = Intent::Offline;
-                rt.then = Then::FollowChild;
-                self.dirty.insert(p);
+            if self.groups[&p][&y].intent != Intent::Offline {
+                self.stop_then(&p, &y, Then::FollowChild);
             }
         }
         waiting
@@ -160,10 +157,7 @@ impl Engine {
                     if let Then::OnlineOn(to) = &then {
                         self.out.push(Output::Notify(Notification::Failover { group: p.clone(), from: x.clone(), to: Some(to.clone()) }));
                     }
-                    let rt = self.groups.get_mut(&p).and_then(|per| per.get_mut(&x)).expect("group rt");
-                    rt.intent = Intent::Offline;
-                    rt.then = then;
-                    self.dirty.insert(p.clone());
+                    self.stop_then(&p, &x, then);
                 }
             }
         }
@@ -177,11 +171,9 @@ impl Engine {
         for c in hard {
             let movable = !self.conf.groups[&c].parallel && !self.frozen(&c) && self.conf.groups[&c].auto_fail_over;
             let here = self.group_state(&c, system).is_some_and(|s| s.active());
-            let Some(rt) = self.groups.get_mut(&c).and_then(|per| per.get_mut(system)) else { continue };
-            if movable && here && rt.intent == Intent::None {
-                rt.intent = Intent::Offline;
-                rt.then = Then::FailOver;
-                self.dirty.insert(c);
+            let idle = self.groups[&c].get(system).is_some_and(|rt| rt.intent == Intent::None);
+            if movable && here && idle {
+                self.stop_then(&c, system, Then::FailOver);
                 moved = true;
             }
         }
@@ -252,10 +244,7 @@ impl Engine {
             return false;
         }
         if let Some((other, _)) = partners.iter().find(|(other, is_parent)| !is_parent || self.frozen(other)) {
-            let rt = self.groups.get_mut(group).and_then(|per| per.get_mut(system)).expect("group rt");
-            rt.intent = Intent::Offline;
-            rt.then = Then::Nothing;
-            self.dirty.insert(group.to_string());
+            self.stop_then(group, system, Then::Nothing);
             self.out.push(Output::Notify(Notification::Stuck {
                 group: group.into(),
                 why: format!("group {other} runs on {system} and the two are bound offline local: {group} goes back offline there"),
@@ -263,11 +252,8 @@ impl Engine {
             return true;
         }
         for (parent, _) in partners {
-            let rt = self.groups.get_mut(&parent).and_then(|per| per.get_mut(system)).expect("group rt");
-            if rt.intent != Intent::Offline {
-                rt.intent = Intent::Offline;
-                rt.then = Then::FailOver;
-                self.dirty.insert(parent.clone());
+            if self.groups[&parent][system].intent != Intent::Offline {
+                self.stop_then(&parent, system, Then::FailOver);
                 self.out.push(Output::Notify(Notification::Stuck {
                     group: parent.clone(),
                     why: format!("group {group} comes online on {system} and requires it offline there (offline local): it goes elsewhere"),

@@ -203,6 +203,14 @@ impl Engine {
         }
     }
 
+    /// Take `group` offline on `system`, then do `then`.
+    pub(super) fn stop_then(&mut self, group: &str, system: &str, then: Then) {
+        let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
+        rt.intent = Intent::Offline;
+        rt.then = then;
+        self.dirty.insert(group.to_string());
+    }
+
     pub(super) fn start_online(&mut self, group: &str, system: &str) {
         let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
         rt.intent = Intent::Online;

@@ -169,15 +169,12 @@ impl Engine {
         let state = if faulted { "FAULTED" } else { "UNKNOWN (HAD down, node up)" };
         self.out.push(Output::Notify(Notification::SystemState { system: system.to_string(), state: state.into() }));
         let groups: Vec<String> = self.groups.iter().filter(|(_, p)| p.contains_key(system)).map(|(g, _)| g.clone()).collect();
-        // Parents elsewhere that relied on what ran there (firm, global or
-        // remote) go down, as when the child faults.
-        let orphaned: Vec<String> = if faulted && was_running {
+        // What ran there when the node went.
+        let orphaned: BTreeSet<String> = if faulted && was_running {
             groups.iter().filter(|g| self.group_state(g, system).is_some_and(|s| s.online || s.partial)).cloned().collect()
         } else {
-            Vec::new()
+            BTreeSet::new()
         };
-        let relying: Vec<(String, String)> =
-            orphaned.iter().flat_map(|c| self.parents_relying(c, system)).map(|(p, y, _)| (p, y)).filter(|(_, y)| y != system).collect();
         for g in groups {
             let was_active = self.group_state(&g, system).is_some_and(|s| s.active());
             for r in self.idx.group_resources.get(&g).cloned().unwrap_or_default() {
@@ -202,25 +199,16 @@ impl Engine {
                 rt.auto_disabled = true;
             }
             self.dirty.insert(g.clone());
+            // Parents elsewhere that relied on it (firm or hard) go down, as
+            // when a child faults; it fails over once they are down
+            // (advance_offline).
+            let parents_go = orphaned.contains(&g) && self.take_down_relying(&g, system, Some(system));
             if faulted && was_running && was_active && !parallel {
-                if relying.iter().any(|(p, _)| self.conf.groups[p].deps.iter().any(|d| d.child == g)) {
-                    // Parents elsewhere rely on it: they go down first
-                    // (advance_offline), then it fails over.
-                    let rt = self.groups.get_mut(&g).and_then(|p| p.get_mut(system)).expect("group rt");
-                    rt.intent = Intent::Offline;
-                    rt.then = Then::FailOver;
+                if parents_go {
+                    self.stop_then(&g, system, Then::FailOver);
                 } else {
                     self.fail_over(&g, system);
                 }
-            }
-        }
-        for (p, y) in relying {
-            let frozen = self.frozen(&p);
-            let rt = self.groups.get_mut(&p).and_then(|x| x.get_mut(&y)).expect("group rt");
-            if !frozen && rt.intent != Intent::Offline {
-                rt.intent = Intent::Offline;
-                rt.then = Then::FollowChild;
-                self.dirty.insert(p);
             }
         }
         if before.has_config() {
