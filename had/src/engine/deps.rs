@@ -14,9 +14,14 @@
 //!   system, the parent migrates there. Remote: when the child comes up on
 //!   the parent's system, the parent moves away.
 //! - hard: the parent's fault fails the child over, and the parent follows.
-//! - offline local: never both on one system (a placement rule).
+//! - offline local: never both on one system, and neither starts before
+//!   the other's state there is known; the administrator may bring neither
+//!   onto the other, but a child failing over pushes an unfrozen parent
+//!   off (`make_room`): production wins over test.
 //!
-//! A frozen parent is left as it is, and nothing waits for it.
+//! A frozen parent is left as it is, and nothing waits for it. A restart
+//! in place happens only where the group's dependencies let it run
+//! (`deps_let_run`).
 
 use super::state::*;
 use super::*;
