@@ -551,6 +551,22 @@ impl<'a> Validator<'a> {
                     self.err(d.location.span, "offline dependencies are local only");
                     continue;
                 }
+                // What VCS does not support between parallel and failover
+                // groups (its dependency tables have no row for these).
+                let parallel = |name: &str| conf.groups.get(name).is_some_and(|x| x.parallel);
+                let (parent_par, child_par) = (parallel(&g.name.node), parallel(&d.group.node));
+                let unsupported = match (parent_par, child_par) {
+                    (true, false) if category == DepCategory::Online && location == DepLocation::Local => {
+                        Some("online local dependencies of a parallel group on a failover group are not supported")
+                    }
+                    (true, true) if location != DepLocation::Local => Some("global and remote dependencies between parallel groups are not supported"),
+                    (_, true) | (true, _) if kind == DepKind::Hard => Some("hard dependencies are between failover groups only"),
+                    _ => None,
+                };
+                if let Some(why) = unsupported {
+                    self.err(d.location.span, why);
+                    continue;
+                }
                 if group_reaches(conf, &d.group.node, &g.name.node) {
                     self.err(d.group.span, format!("group {} requires group {} closes a dependency cycle", g.name.node, d.group.node));
                     continue;
