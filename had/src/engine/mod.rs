@@ -327,12 +327,12 @@ impl Engine {
 
     fn notify_group_on(&mut self, group: &str, system: &str) -> bool {
         let Some(st) = self.group_state(group, system) else { return false };
-        let name = st.name();
         let rt = self.groups.get_mut(group).and_then(|p| p.get_mut(system)).expect("group rt");
-        if rt.told == name {
+        if rt.told == Some(st) {
             return false;
         }
-        rt.told = name.clone();
+        rt.told = Some(st);
+        let name = st.name();
         self.recheck_awaiting = true;
         self.out.push(Output::Notify(Notification::GroupState { group: group.to_string(), system: system.to_string(), state: name }));
         true

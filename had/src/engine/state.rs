@@ -226,12 +226,12 @@ pub struct GroupSysRt {
     /// (On-Only, persistent) stay up whatever HAD does.
     pub onlined: bool,
     /// Last state told, to notify only changes.
-    pub told: String,
+    pub told: Option<GroupState>,
 }
 
 impl GroupSysRt {
     pub fn new() -> Self {
-        GroupSysRt { intent: Intent::None, then: Then::Nothing, faulted: false, auto_disabled: false, probed: false, onlined: false, told: String::new() }
+        GroupSysRt { intent: Intent::None, then: Then::Nothing, faulted: false, auto_disabled: false, probed: false, onlined: false, told: None }
     }
 }
 
