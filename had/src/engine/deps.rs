@@ -183,7 +183,7 @@ impl Engine {
             }
         }
         if moved {
-            self.awaiting.insert(parent.to_string(), system.to_string());
+            self.awaiting.insert((parent.to_string(), system.to_string()));
             self.out.push(Output::Notify(Notification::Stuck {
                 group: parent.into(),
                 why: format!("faulted on {system}; the groups it requires (online local hard) fail over and it follows them"),

@@ -176,27 +176,45 @@ impl Engine {
             },
             Then::FailOver => self.fail_over(group, system),
             Then::FollowChild => {
-                self.awaiting.insert(group.to_string(), system.to_string());
+                self.awaiting.insert((group.to_string(), system.to_string()));
             }
         }
     }
 
-    /// Place the groups waiting for their dependencies, where they now may go.
+    /// Place the groups waiting for their dependencies, where they now may
+    /// go: a failover group where its policy says (a remote parent back on
+    /// its own system if it may), each instance of a parallel group back
+    /// on the system it left.
     pub(super) fn place_awaiting(&mut self) {
         if self.awaiting.is_empty() {
             return;
         }
         for (g, from) in self.awaiting.clone() {
-            if !self.active_on(&g).is_empty() || self.groups[&g].values().any(|r| r.intent != Intent::None) {
-                self.awaiting.remove(&g);
+            let entry = (g.clone(), from.clone());
+            let (Some(conf), Some(per)) = (self.conf.groups.get(&g), self.groups.get(&g)) else {
+                self.awaiting.remove(&entry); // deleted meanwhile
+                continue;
+            };
+            if conf.parallel {
+                let here = per.get(&from).is_some_and(|r| r.intent != Intent::None) || self.group_state(&g, &from).is_some_and(|s| s.active());
+                if here {
+                    self.awaiting.remove(&entry);
+                } else if self.ineligible(&g, &from).is_none() {
+                    self.awaiting.remove(&entry);
+                    self.start_online(&g, &from);
+                }
                 continue;
             }
-            let systems: Vec<String> = self.conf.groups[&g].system_list.iter().map(|(s, _)| s.clone()).collect();
+            if !self.active_on(&g).is_empty() || per.values().any(|r| r.intent != Intent::None) {
+                self.awaiting.retain(|(x, _)| *x != g);
+                continue;
+            }
+            let systems: Vec<String> = conf.system_list.iter().map(|(s, _)| s.clone()).collect();
             // A remote parent goes back to its own system if it still may.
-            let home = self.conf.groups[&g].deps.iter().any(|d| d.location == DepLocation::Remote) && self.ineligible(&g, &from).is_none();
+            let home = conf.deps.iter().any(|d| d.location == DepLocation::Remote) && self.ineligible(&g, &from).is_none();
             let to = if home { Some(from.clone()) } else { self.choose(&g, systems.iter(), None) };
             if let Some(to) = to {
-                self.awaiting.remove(&g);
+                self.awaiting.retain(|(x, _)| *x != g);
                 self.out.push(Output::Notify(Notification::Failover { group: g.clone(), from, to: Some(to.clone()) }));
                 self.start_online(&g, &to);
             }
@@ -242,7 +260,7 @@ impl Engine {
             Some(t) => self.start_online(group, &t),
             None if has_deps => {
                 // Perhaps once the groups it requires are up somewhere.
-                self.awaiting.insert(group.to_string(), from.to_string());
+                self.awaiting.insert((group.to_string(), from.to_string()));
                 self.out.push(Output::Notify(Notification::Stuck {
                     group: group.into(),
                     why: format!("left {from}; waits for the groups it requires to be online where it may run"),

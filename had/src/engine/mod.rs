@@ -91,8 +91,9 @@ pub struct Engine {
     /// require faulted (FaultPropagation): (resource, system).
     stopping: BTreeSet<(String, String)>,
     /// Groups that left a system and wait for a place that satisfies
-    /// their group dependencies: group -> the system they left.
-    awaiting: BTreeMap<String, String>,
+    /// their group dependencies: (group, the system it left). A parallel
+    /// group has one per instance, each to come back where it was.
+    awaiting: BTreeSet<(String, String)>,
     /// Monitors due: (when, sequence, resource, system). The sequence
     /// number orders timers due at once and spares string comparisons.
     timers: BTreeSet<(Millis, u64, String, String)>,
@@ -130,7 +131,7 @@ impl Engine {
             groups: BTreeMap::new(),
             tfrozen: BTreeSet::new(),
             autostarted: BTreeSet::new(),
-            awaiting: BTreeMap::new(),
+            awaiting: BTreeSet::new(),
             stopping: BTreeSet::new(),
             source: None,
             read_write: false,
