@@ -42,15 +42,20 @@ impl Engine {
 
     /// A group dependency that keeps `g` off `system`, said as such.
     pub(super) fn deps_block(&self, g: &GroupConf, system: &str, parents_yield: bool) -> Option<String> {
+        // On the placement path (every candidate of every choice): only
+        // what the location needs is looked at, and words only on refusal.
         for d in g.deps.iter().filter(|d| d.category == DepCategory::Online) {
-            let child_here = self.group_state(&d.child, system).is_some_and(|s| s.online);
-            let child_anywhere = self.online_on(&d.child);
-            let (ok, how) = match d.location {
-                DepLocation::Local => (child_here, format!("online on {system}")),
-                DepLocation::Global => (!child_anywhere.is_empty(), "online somewhere".to_string()),
-                DepLocation::Remote => (child_anywhere.iter().any(|s| s != system), format!("online on a system other than {system}")),
+            let ok = match d.location {
+                DepLocation::Local => self.group_state(&d.child, system).is_some_and(|s| s.online),
+                DepLocation::Global => !self.online_on(&d.child).is_empty(),
+                DepLocation::Remote => self.online_on(&d.child).iter().any(|s| s != system),
             };
             if !ok {
+                let how = match d.location {
+                    DepLocation::Local => format!("online on {system}"),
+                    DepLocation::Global => "online somewhere".to_string(),
+                    DepLocation::Remote => format!("online on a system other than {system}"),
+                };
                 return Some(format!("group {} requires group {} {how}", g.name, d.child));
             }
         }
