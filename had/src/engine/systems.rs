@@ -118,11 +118,9 @@ impl Engine {
     }
 
     fn system_up(&mut self, system: &str) {
-        self.systems.get_mut(system).expect("system").build_from = None;
         let Some(sys) = self.systems.get_mut(system) else { return };
-        sys.state = SysState::Running;
         sys.had_down = false;
-        self.out.push(Output::Notify(Notification::SystemState { system: system.to_string(), state: "RUNNING".into() }));
+        self.set_system_state(system, SysState::Running);
         // Probe every enabled resource of every group that may run here.
         let groups: Vec<String> = self.groups.iter().filter(|(_, p)| p.contains_key(system)).map(|(g, _)| g.clone()).collect();
         for g in groups {
