@@ -122,7 +122,7 @@ impl Engine {
         if self.take_down_relying(group, system, None) {
             return false;
         }
-        if !matches!(self.systems[system].state, SysState::Running | SysState::Leaving) {
+        if !self.systems[system].state.has_config() {
             return true;
         }
         let mut waiting = false;

@@ -11,7 +11,7 @@ impl Engine {
         let Some(rt) = self.res.get(resource).and_then(|p| p.get(system)) else { return };
         // A result from a system that is no longer running, or for an entry
         // point we did not hand out (flushed, restarted HAD): dropped.
-        let running = self.systems.get(system).is_some_and(|s| matches!(s.state, SysState::Running | SysState::Leaving));
+        let running = self.systems.get(system).is_some_and(|s| s.state.has_config());
         let expected = match result {
             AgentResult::Monitor(_) => rt.busy == Some(AgentOp::Monitor),
             AgentResult::Done(op) | AgentResult::TimedOut(op) => rt.busy == Some(*op),

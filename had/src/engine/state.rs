@@ -48,7 +48,8 @@ impl SysState {
         }
     }
 
-    /// HAD there holds the running configuration (it can hand it out).
+    /// HAD there runs with the cluster's configuration: it acts on its
+    /// agents' results and can hand the configuration to a joiner.
     pub fn has_config(self) -> bool {
         matches!(self, SysState::Running | SysState::Leaving)
     }

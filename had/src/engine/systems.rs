@@ -41,7 +41,7 @@ impl Engine {
 
     pub(super) fn system_join(&mut self, system: &str, announce: bool) {
         let Some(sys) = self.systems.get(system) else { return };
-        if sys.state.building() || matches!(sys.state, SysState::Running | SysState::Leaving | SysState::Exiting) {
+        if sys.state.building() || sys.state.has_config() || sys.state == SysState::Exiting {
             return; // joined already: a repeated join changes nothing
         }
         if let Some(from) = self.snapshot_source(system) {
@@ -152,7 +152,7 @@ impl Engine {
                 self.set_system_state(system, SysState::Exited);
                 return;
             }
-            SysState::LocalBuild | SysState::CurrentPeerWait | SysState::RemoteBuild | SysState::AdminWait => {
+            s if s.building() || s == SysState::AdminWait => {
                 // It never ran anything under HAD.
                 self.set_system_state(system, if faulted { SysState::Faulted } else { SysState::Unknown });
                 self.next_local_builder();
@@ -161,7 +161,7 @@ impl Engine {
             _ => {}
         }
         let sys = self.systems.get_mut(system).expect("system");
-        let was_running = matches!(sys.state, SysState::Running | SysState::Leaving);
+        let was_running = sys.state.has_config();
         sys.state = if faulted { SysState::Faulted } else { SysState::Unknown };
         sys.had_down = !faulted;
         let state = if faulted { "FAULTED" } else { "UNKNOWN (HAD down, node up)" };
@@ -176,11 +176,7 @@ impl Engine {
         for g in groups {
             let was_active = self.group_state(&g, system).is_some_and(|s| s.active());
             for r in self.idx.group_resources.get(&g).cloned().unwrap_or_default() {
-                let rt = self.res.get_mut(&r).and_then(|p| p.get_mut(system)).expect("resource rt");
-                if let Some((t, seq)) = rt.next_monitor.take() {
-                    self.timers.remove(&(t, seq, r.clone(), system.to_string()));
-                }
-                rt.busy = None;
+                let rt = self.unwatch(&r, system).expect("resource rt");
                 if faulted {
                     // The node is gone (fenced): nothing of it runs.
                     rt.state = ResState::Offline;
@@ -227,14 +223,21 @@ impl Engine {
             self.set_system_state(&s, SysState::Exiting);
             self.source_lost(&s);
             // Its resources are no longer watched.
-            for per in self.res.iter_mut() {
-                if let Some(rt) = per.1.get_mut(&s) {
-                    if let Some((t, seq)) = rt.next_monitor.take() {
-                        self.timers.remove(&(t, seq, per.0.clone(), s.clone()));
-                    }
-                    rt.busy = None;
-                }
+            let resources: Vec<String> = self.res.keys().cloned().collect();
+            for r in resources {
+                self.unwatch(&r, &s);
             }
         }
+    }
+
+    /// HAD no longer watches `resource` on `system`: no monitor due, no
+    /// entry point awaited. Its run-time state, for the caller to settle.
+    fn unwatch(&mut self, resource: &str, system: &str) -> Option<&mut ResourceRt> {
+        let rt = self.res.get_mut(resource)?.get_mut(system)?;
+        if let Some((t, seq)) = rt.next_monitor.take() {
+            self.timers.remove(&(t, seq, resource.to_string(), system.to_string()));
+        }
+        rt.busy = None;
+        Some(rt)
     }
 }
